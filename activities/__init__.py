@@ -1,0 +1,1 @@
+"""Temporal activities: thin I/O wrappers around the domain."""

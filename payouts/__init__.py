@@ -1,0 +1,1 @@
+"""Payouts: a micropayment cash-out pipeline on Temporal."""

@@ -1,0 +1,293 @@
+"""The cash-out policy: thresholds, holds, fees, limits, review rules and reviewers.
+
+The policy is a TOML file (the package ships `default_policy.toml`; `PAYOUTS_POLICY` points
+at another). It is validated by pydantic when loaded: an invalid file fails with the dotted
+path of the field and the rule it breaks. Its `version` is a hash of the validated content,
+so comments and formatting do not change it and any change of a rule does.
+
+A cash-out does not carry the whole policy: `Policy.rules_for` cuts the slice that applies
+to one method and currency (`CashoutRules`), stamped with the version. That slice travels
+in the workflow input, so an in-flight cash-out keeps the rules it started under.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from payouts.errors import PolicyInvalid, QuoteRefused
+from payouts.money import CURRENCIES, DecimalAmount, format_money, get_currency
+
+
+class Method(StrEnum):
+    BANK_TRANSFER = "bank_transfer"
+    WALLET = "wallet"
+    GIFT_CARD = "gift_card"
+
+
+class Rounding(StrEnum):
+    """How a fee is rounded to the currency's minor unit; both favour the platform or are fair.
+
+    `ceiling` rounds any fraction up; `half_up` rounds to the nearest minor unit, halves up.
+    """
+
+    CEILING = "ceiling"
+    HALF_UP = "half_up"
+
+
+class TimeoutAction(StrEnum):
+    REJECT = "reject"
+    APPROVE = "approve"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+BasisPoints = Annotated[int, Field(ge=0, le=10_000, strict=True)]
+Score = Annotated[int, Field(ge=0, le=100, strict=True)]
+PositiveHours = Annotated[int, Field(gt=0, strict=True)]
+
+
+class FeeSchedule(_Frozen):
+    """Fee and amount bounds of one method in one currency (amounts in micros)."""
+
+    fixed: DecimalAmount
+    rate_bps: BasisPoints
+    min_fee: DecimalAmount
+    max_fee: DecimalAmount
+    min_amount: DecimalAmount
+    max_amount: DecimalAmount
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.max_fee < self.min_fee:
+            raise ValueError("max_fee must be at least min_fee")
+        if self.max_amount < self.min_amount:
+            raise ValueError("max_amount must be at least min_amount")
+        return self
+
+
+class MethodPolicy(_Frozen):
+    enabled: bool = True
+    rounding: Rounding = Rounding.CEILING
+    expected_arrival_hours: Annotated[int, Field(ge=0, strict=True)]
+    fees: dict[str, FeeSchedule]
+    # Gift cards only: the face values a card can have, per currency (decimal strings).
+    denominations: dict[str, list[DecimalAmount]] = Field(default_factory=dict)
+
+
+class CurrencyPolicy(_Frozen):
+    min_cashout: DecimalAmount
+    identity_required_above: DecimalAmount
+    review_above: DecimalAmount
+    four_eyes_above: DecimalAmount
+    daily_amount_limit: DecimalAmount
+
+    @model_validator(mode="after")
+    def _order(self) -> Self:
+        if self.four_eyes_above < self.review_above:
+            raise ValueError("four_eyes_above must be at least review_above")
+        if self.daily_amount_limit < self.min_cashout:
+            raise ValueError("daily_amount_limit must be at least min_cashout")
+        return self
+
+
+class ReviewPolicy(_Frozen):
+    risk_review_score: Score
+    risk_reject_score: Score
+    timeout_hours: PositiveHours
+    timeout_action: TimeoutAction = TimeoutAction.REJECT
+
+    @model_validator(mode="after")
+    def _scores(self) -> Self:
+        if self.risk_reject_score <= self.risk_review_score:
+            raise ValueError("risk_reject_score must be above risk_review_score")
+        return self
+
+
+class IdentityPolicy(_Frozen):
+    pending_timeout_hours: PositiveHours
+    poll_minutes: Annotated[int, Field(gt=0, strict=True)]
+
+
+class LimitsPolicy(_Frozen):
+    daily_count: Annotated[int, Field(gt=0, strict=True)]
+
+
+class MaturationPolicy(_Frozen):
+    hold_hours: Annotated[int, Field(ge=0, strict=True)]
+
+
+Role = Literal["reviewer", "senior"]
+
+
+def _default_roles() -> list[Role]:
+    return ["reviewer"]
+
+
+class Reviewer(_Frozen):
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
+    roles: list[Role] = Field(default_factory=_default_roles)
+
+
+class Policy(_Frozen):
+    name: str
+    maturation: MaturationPolicy
+    limits: LimitsPolicy
+    review: ReviewPolicy
+    identity: IdentityPolicy
+    currencies: dict[str, CurrencyPolicy]
+    methods: dict[Method, MethodPolicy]
+    reviewers: list[Reviewer] = Field(default_factory=list)
+
+    @field_validator("currencies")
+    @classmethod
+    def _known_currencies(cls, value: dict[str, CurrencyPolicy]) -> dict[str, CurrencyPolicy]:
+        for code in value:
+            if code not in CURRENCIES:
+                raise ValueError(f"{code!r} is not a supported ISO 4217 currency code")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        for code, cur in self.currencies.items():
+            _whole_minor(f"currencies.{code}", code, cur.model_dump())
+        for method, mp in self.methods.items():
+            for code, fees in mp.fees.items():
+                where = f"methods.{method.value}.fees.{code}"
+                if code not in self.currencies:
+                    raise ValueError(f"{where}: currency {code} has no entry under [currencies]")
+                _whole_minor(where, code, fees.model_dump(exclude={"rate_bps"}))
+                if fee_for(fees, mp.rounding, code, fees.min_amount) >= fees.min_amount:
+                    raise ValueError(f"{where}: the fee at min_amount leaves nothing to pay out")
+            for code, faces in mp.denominations.items():
+                where = f"methods.{method.value}.denominations.{code}"
+                if code not in mp.fees:
+                    raise ValueError(f"{where}: currency {code} has no fee schedule")
+                if not faces or any(f <= 0 for f in faces):
+                    raise ValueError(f"{where}: needs one or more positive face values")
+                _whole_minor(where, code, {str(i): f for i, f in enumerate(faces)})
+            if method is Method.GIFT_CARD and set(mp.denominations) != set(mp.fees):
+                raise ValueError(f"methods.{method.value}: every currency needs denominations")
+        ids = [r.id for r in self.reviewers]
+        if len(ids) != len(set(ids)):
+            raise ValueError("reviewers: reviewer ids must be unique")
+        return self
+
+    @property
+    def version(self) -> str:
+        """A stable hash of the validated content (formatting and comments do not count)."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def rules_for(self, method: Method | str, currency: str) -> CashoutRules:
+        """The slice of this policy that governs one cash-out by `method` in `currency`."""
+        code = get_currency(currency).code
+        try:
+            m = Method(method)
+        except ValueError:
+            raise QuoteRefused(
+                f"method: {method!r} is not one of {', '.join(x.value for x in Method)}"
+            ) from None
+        mp = self.methods.get(m)
+        if mp is None or not mp.enabled:
+            raise QuoteRefused(f"method: {m.value} is not offered")
+        cur = self.currencies.get(code)
+        fees = mp.fees.get(code)
+        if cur is None or fees is None:
+            raise QuoteRefused(f"currency: {m.value} does not pay out in {code}")
+        return CashoutRules(
+            policy_version=self.version,
+            method=m,
+            currency=code,
+            rounding=mp.rounding,
+            fees=fees,
+            denominations=tuple(sorted(mp.denominations.get(code, []), reverse=True)),
+            expected_arrival_hours=mp.expected_arrival_hours,
+            currency_rules=cur,
+            review=self.review,
+            identity=self.identity,
+            daily_count=self.limits.daily_count,
+            reviewers={r.id: tuple(r.roles) for r in self.reviewers},
+        )
+
+
+class CashoutRules(_Frozen):
+    """The policy slice one cash-out runs under; travels in the workflow input."""
+
+    policy_version: str
+    method: Method
+    currency: str
+    rounding: Rounding
+    fees: FeeSchedule
+    denominations: tuple[int, ...] = ()
+    expected_arrival_hours: int
+    currency_rules: CurrencyPolicy
+    review: ReviewPolicy
+    identity: IdentityPolicy
+    daily_count: int
+    reviewers: dict[str, tuple[str, ...]]
+
+
+def fee_for(fees: FeeSchedule, rounding: Rounding, currency: str, gross: int) -> int:
+    """fixed + gross × rate, rounded to the minor unit by `rounding`, clamped to [min, max]."""
+    unit = get_currency(currency).minor_unit_micros
+    numerator = fees.fixed * 10_000 + gross * fees.rate_bps  # exact, in micros × 10_000
+    denominator = 10_000 * unit
+    if rounding is Rounding.CEILING:
+        units = -(-numerator // denominator)
+    else:
+        units = (2 * numerator + denominator) // (2 * denominator)
+    return min(max(units * unit, fees.min_fee), fees.max_fee)
+
+
+def _whole_minor(where: str, currency: str, amounts: dict[str, object]) -> None:
+    unit = get_currency(currency).minor_unit_micros
+    for name, value in amounts.items():
+        if isinstance(value, int) and not isinstance(value, bool) and value % unit:
+            raise ValueError(
+                f"{where}.{name}: {format_money(value, currency)} is not a whole number of "
+                f"{currency} minor units"
+            )
+
+
+def _format_errors(source: str, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{path}: {msg}" if path else msg)
+    return f"policy {source} is invalid: " + "; ".join(lines)
+
+
+def parse_policy(data: dict[str, object], source: str = "<policy>") -> Policy:
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyInvalid(_format_errors(source, exc)) from None
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """Load and validate a policy file; the shipped default when `path` is None."""
+    if path is None:
+        text = resources.files("payouts").joinpath("default_policy.toml").read_text()
+        source = "default_policy.toml"
+    else:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PolicyInvalid(f"policy {source}: cannot read ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyInvalid(f"policy {source} is not valid TOML: {exc}") from None
+    return parse_policy(data, source)

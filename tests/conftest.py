@@ -1,0 +1,136 @@
+"""Shared fixtures: ledger databases on SQLite and PostgreSQL, the policy, a clock.
+
+PostgreSQL tests run against PAYOUTS_TEST_POSTGRES_URL (default: the local server at
+127.0.0.1:5432, database `test`), each test in a schema of its own. When the server is
+unreachable they are skipped, unless PAYOUTS_REQUIRE_POSTGRES=1 (CI), where that fails.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from payouts.db import Database
+from payouts.ledger import Ledger
+from payouts.policy import Policy, load_policy
+
+PG_URL = os.environ.get(
+    "PAYOUTS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REQUIRE_PG = os.environ.get("PAYOUTS_REQUIRE_POSTGRES") == "1"
+
+
+class FakeClock:
+    """A settable clock for the ledger (maturation, daily limits)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+_pg_state: dict[str, object] = {}
+
+
+def postgres_available() -> bool:
+    if "ok" not in _pg_state:
+        try:
+            engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            engine.dispose()
+            _pg_state["ok"] = True
+        except Exception as exc:
+            _pg_state["ok"] = False
+            _pg_state["why"] = str(exc).splitlines()[0]
+    return bool(_pg_state["ok"])
+
+
+def require_postgres() -> None:
+    if postgres_available():
+        return
+    message = f"PostgreSQL at {PG_URL} is not reachable: {_pg_state.get('why')}"
+    if REQUIRE_PG:
+        pytest.fail(message + " (PAYOUTS_REQUIRE_POSTGRES=1)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    require_postgres()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path)
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def ledger(db: Database, clock: FakeClock) -> Ledger:
+    return Ledger(db, hold_hours=72, clock=clock)
+
+
+@pytest.fixture(scope="session")
+def policy() -> Policy:
+    return load_policy()
+
+
+# ---------------------------------------------------------------- exit status
+
+_exit_status: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _exit_status.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End the test process with pytest's own status, before interpreter teardown.
+
+    Processes that used the Temporal client can crash at interpreter exit (sdk-python #300);
+    a finished test run must report its result, not that crash.
+    """
+    if _exit_status and not os.environ.get("PAYOUTS_TEST_NORMAL_EXIT"):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status[-1])
