@@ -1,0 +1,150 @@
+"""SQLModel tables of the ledger. Rows never cross Temporal; workflows never import this.
+
+Times are stored as integer microseconds since the Unix epoch (`EpochMicros`): the same
+representation on SQLite and PostgreSQL, cheap to compare, and writable by the bulk paths
+(executemany, COPY) without a driver-specific datetime format.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def to_epoch_us(value: datetime) -> int:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: ledger times must be timezone-aware")
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_epoch_us(value: int) -> datetime:
+    return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class EpochMicros(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored as BIGINT microseconds since the epoch (UTC)."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, int):
+            return value
+        return to_epoch_us(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else from_epoch_us(int(value))
+
+
+def _money() -> Any:
+    return Field(sa_column=Column(BigInteger, nullable=False))
+
+
+def _when(index: bool = False, nullable: bool = False) -> Any:
+    return Field(sa_column=Column(EpochMicros, nullable=nullable, index=index))
+
+
+class Account(SQLModel, table=True):
+    """A balance per owner, kind and currency, kept in step with its legs (O(1) reads)."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("owner", "kind", "currency", name="uq_account"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner: str = Field(max_length=128)
+    kind: str = Field(max_length=32)
+    currency: str = Field(max_length=3)
+    balance: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+
+
+class LedgerTransaction(SQLModel, table=True):
+    """One atomic ledger write; its legs sum to zero per currency."""
+
+    __tablename__ = "ledger_transactions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    kind: str = Field(max_length=32)
+    content_hash: str = Field(max_length=64)
+    user_id: str | None = Field(default=None, max_length=128, index=True)
+    hold_id: str | None = Field(default=None, max_length=200, index=True)
+    created_at: datetime = _when()
+    result_json: str = ""
+
+
+class Leg(SQLModel, table=True):
+    __tablename__ = "ledger_legs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    transaction_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("ledger_transactions.id"), nullable=False, index=True)
+    )
+    account_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("accounts.id"), nullable=False, index=True)
+    )
+    amount: int = _money()
+
+
+class Earning(SQLModel, table=True):
+    """One micro-earning, keyed by the platform's event id (its idempotency key).
+
+    `mature_tx_id` is NULL while the earning sits in `pending`; the partial index on
+    `matures_at` holds only those rows, so maturation scans what is due and nothing else.
+    """
+
+    __tablename__ = "earnings"
+    __table_args__ = (
+        Index(
+            "ix_earnings_due",
+            "matures_at",
+            sqlite_where=Column("mature_tx_id").is_(None),
+            postgresql_where=Column("mature_tx_id").is_(None),
+        ),
+        Index("ix_earnings_user_time", "user_id", "earned_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=200, unique=True)
+    user_id: str = Field(max_length=128)
+    currency: str = Field(max_length=3)
+    amount: int = _money()
+    earned_at: datetime = _when()
+    matures_at: datetime = _when()
+    credit_tx_id: int = Field(sa_column=Column(Integer, nullable=False))
+    mature_tx_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+
+
+class Hold(SQLModel, table=True):
+    """A cash-out's reservation: reserved -> posted (-> reversed) | voided."""
+
+    __tablename__ = "holds"
+    __table_args__ = (Index("ix_holds_user_time", "user_id", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=200)
+    user_id: str = Field(max_length=128)
+    currency: str = Field(max_length=3)
+    amount: int = _money()
+    status: str = Field(max_length=16)
+    gross: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    fee: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class SchemaVersion(SQLModel, table=True):
+    __tablename__ = "schema_version"
+
+    id: int = Field(default=1, primary_key=True)
+    version: int
