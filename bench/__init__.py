@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` prints figures beside floors measured in the same run."""
