@@ -18,8 +18,10 @@ def main() -> int:
     args = parser.parse_args()
     only = set(args.only.split(","))
     kinds = ["sqlite"] + (["postgresql"] if postgres_reachable() else [])
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, {platform.platform()}")  # fmt: skip
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, {platform.platform()}"
+    )
     if "postgresql" not in kinds:
         print("PostgreSQL not reachable: its rows are left out")
     if "ledger" in only:

@@ -28,10 +28,15 @@ def make_rows(n: int, users: int, seed: int = 7, prefix: str = "evt") -> list[Ea
     rng = random.Random(seed)
     now = to_epoch_us(datetime.now(UTC))
     return [
-        EarningRow(f"{prefix}-{i:08d}", f"user-{i % users:05d}", "USD", rng.randint(1, 99_999),
-                   now - rng.randint(0, 240) * HOUR_US)
+        EarningRow(
+            f"{prefix}-{i:08d}",
+            f"user-{i % users:05d}",
+            "USD",
+            rng.randint(1, 99_999),
+            now - rng.randint(0, 240) * HOUR_US,
+        )
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 def _floor_table(db: Database) -> sa.Table:
@@ -40,8 +45,12 @@ def _floor_table(db: Database) -> sa.Table:
     meta = sa.MetaData()
     copy = sa.Table("earnings_floor", meta, *[c._copy() for c in src.columns])
     for ix in src.indexes:
-        sa.Index(f"floor_{ix.name}", *[copy.c[c.name] for c in ix.columns], unique=ix.unique,
-                 **dict(ix.kwargs))  # fmt: skip
+        sa.Index(
+            f"floor_{ix.name}",
+            *[copy.c[c.name] for c in ix.columns],
+            unique=ix.unique,
+            **dict(ix.kwargs),
+        )
     meta.create_all(db.engine)
     return copy
 
@@ -51,8 +60,19 @@ def raw_floor(db: Database, rows: list[EarningRow]) -> float:
     _floor_table(db)
     cols = "event_id, user_id, currency, amount, earned_at, matures_at, credit_tx_id, mature_tx_id"
     hold = 72 * HOUR_US
-    records = [(r.event_id, r.user_id, r.currency, r.amount, r.earned_at,
-                (r.earned_at or 0) + hold, 1, None) for r in rows]  # fmt: skip
+    records = [
+        (
+            r.event_id,
+            r.user_id,
+            r.currency,
+            r.amount,
+            r.earned_at,
+            (r.earned_at or 0) + hold,
+            1,
+            None,
+        )
+        for r in rows
+    ]
 
     def write() -> None:
         with db.engine.begin() as conn:
@@ -112,8 +132,14 @@ def balance_reads(kind: str, users: int = 10_000, reads: int = 2_000) -> tuple[s
         legs_big = _legs(db)
         big = measure()
         db.dispose()
-    return (kind, f"{legs_small:,}", f"{small[0]:.0f} / {small[1]:.0f}", f"{legs_big:,}",
-            f"{big[0]:.0f} / {big[1]:.0f}", f"{big[0] / small[0]:.2f}")  # fmt: skip
+    return (
+        kind,
+        f"{legs_small:,}",
+        f"{small[0]:.0f} / {small[1]:.0f}",
+        f"{legs_big:,}",
+        f"{big[0]:.0f} / {big[1]:.0f}",
+        f"{big[0] / small[0]:.2f}",
+    )
 
 
 def _legs(db: Database) -> int:
@@ -124,16 +150,18 @@ def _legs(db: Database) -> int:
 def run(kinds: list[str], n: int, users: int) -> str:
     ingest_rows = [ingest(k, n, users) for k in kinds]
     read_rows = [balance_reads(k, users) for k in kinds]
-    return "\n\n".join([
-        table(
-            f"Ingest: {n:,} micro-earnings for {users:,} users, credits/s "
-            "(target: ours/floor >= 0.50)",
-            ("database", "rows", "raw floor/s", "ledger/s", "ours/floor"),
-            ingest_rows,
-        ),
-        table(
-            "Balance read, p50 / p99 in microseconds (target 1M/10k <= 1.5)",
-            ("database", "legs", "read p50/p99", "legs", "read p50/p99", "1M/10k p50"),
-            read_rows,
-        ),
-    ])  # fmt: skip
+    return "\n\n".join(
+        [
+            table(
+                f"Ingest: {n:,} micro-earnings for {users:,} users, credits/s "
+                "(target: ours/floor >= 0.50)",
+                ("database", "rows", "raw floor/s", "ledger/s", "ours/floor"),
+                ingest_rows,
+            ),
+            table(
+                "Balance read, p50 / p99 in microseconds (target 1M/10k <= 1.5)",
+                ("database", "legs", "read p50/p99", "legs", "read p50/p99", "1M/10k p50"),
+                read_rows,
+            ),
+        ]
+    )

@@ -7,13 +7,15 @@ PAYOUTS_DEBUG=1.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -28,14 +30,18 @@ from rich.progress import (
 from rich.table import Table
 
 from payouts import validation
+from payouts.client import PayoutsClient, PendingReview, Ticket
 from payouts.db import Database
 from payouts.errors import InvalidInput, PayoutError
 from payouts.fees import quote as make_quote
 from payouts.ingest import ingest_file
 from payouts.ledger import Ledger
+from payouts.models import CashoutStatus
 from payouts.money import format_micros, format_money, get_currency, parse_micros
 from payouts.policy import Policy
 from payouts.settings import Settings
+
+T = TypeVar("T")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -163,9 +169,12 @@ def ingest(
     ) as bar:
         task = bar.add_task(f"ingest {file.name}", total=size)
         report = ingest_file(
-            env.ledger, file, rejects=rejects, fmt=fmt,
+            env.ledger,
+            file,
+            rejects=rejects,
+            fmt=fmt,
             progress=lambda n: bar.advance(task, n),
-        )  # fmt: skip
+        )
         bar.update(task, completed=size)
     credited = {cur: format_micros(v, cur) for cur, v in sorted(report.credited_amount.items())}
     data = {
@@ -290,8 +299,9 @@ def audit(json_out: JsonOpt = False) -> None:
     """Check the books: per-currency conservation, balanced transactions, no drift."""
     totals = [env.ledger.totals(c) for c in env.ledger.currencies()]
     problems = env.ledger.audit()
-    problems += [f"{t.currency} does not conserve: {t.model_dump()}" for t in totals
-                 if not t.conserved]  # fmt: skip
+    problems += [
+        f"{t.currency} does not conserve: {t.model_dump()}" for t in totals if not t.conserved
+    ]
     if json_out:
         emit_json({"totals": [t.model_dump() for t in totals], "problems": problems})
     else:
@@ -308,6 +318,289 @@ def audit(json_out: JsonOpt = False) -> None:
             out.print("books balance: every currency conserves, every transaction sums to zero")
     if problems:
         raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------------- cash-outs
+
+review_app = typer.Typer(
+    help="List held cash-outs and approve or reject them.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(review_app, name="review")
+
+
+async def _client() -> PayoutsClient:
+    return await PayoutsClient.connect(policy=env.policy, task_queue=env.settings.task_queue)
+
+
+def _arun(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def _show_status(s: CashoutStatus) -> None:
+    cur = s.currency
+    table = Table(title=f"Cash-out {s.request_id}: {s.stage.value}", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    table.add_row("payee", s.user_id)
+    table.add_row("method", f"{s.method.value} to {s.destination}")
+    table.add_row("requested", money(s.requested, cur))
+    table.add_row(
+        "gross / fee / net", f"{money(s.gross, cur)} / {money(s.fee, cur)} / {money(s.net, cur)}"
+    )
+    if s.remainder:
+        table.add_row("stays in balance", money(s.remainder, cur))
+    if s.cards:
+        table.add_row("gift cards", " + ".join(money(c, cur) for c in s.cards))
+    if s.identity:
+        table.add_row("identity", s.identity)
+    if s.risk_score is not None:
+        table.add_row("risk", f"{s.risk_score}: " + ("; ".join(s.risk_reasons) or "-"))
+    if s.decision:
+        table.add_row("decision", s.decision)
+    if s.approvals_needed:
+        accepted = [r for r in s.reviews if r.accepted and r.decision == "approve"]
+        waiting = s.review_deadline and s.stage.value == "AWAITING_REVIEW"
+        deadline = f", deadline {s.review_deadline:%Y-%m-%d %H:%M} UTC" if waiting else ""
+        table.add_row("approvals", f"{len(accepted)} of {s.approvals_needed}{deadline}")
+    if s.rail_reference:
+        table.add_row("rail reference", s.rail_reference)
+    if s.expected_arrival:
+        table.add_row("expected arrival", f"{s.expected_arrival:%Y-%m-%d %H:%M} UTC")
+    if s.outcome:
+        table.add_row("outcome", s.outcome)
+    table.add_row("policy version", s.policy_version)
+    out.print(table)
+    timeline = Table(title="Timeline")
+    for col in ("time (UTC)", "stage", "what happened"):
+        timeline.add_column(col)
+    for e in s.timeline:
+        timeline.add_row(f"{e.at:%Y-%m-%d %H:%M:%S}", e.stage.value, e.note)
+    out.print(timeline)
+
+
+@app.command()
+def cashout(
+    user: Annotated[str, typer.Argument(metavar="USER", help="The payee.")],
+    amount: Annotated[str, typer.Argument(metavar="AMOUNT", help="Decimal amount, or 'all'.")],
+    method: Annotated[str, typer.Option("--method", "-m", help="bank_transfer, wallet, gift_card")],
+    destination: Annotated[
+        str,
+        typer.Option(
+            "--destination",
+            "-d",
+            help="IBAN, wallet id (e-mail or +phone), or e-mail for gift cards.",
+        ),
+    ],
+    currency: Annotated[str, typer.Option("--currency", "-c")] = "USD",
+    holder: Annotated[str | None, typer.Option(help="Bank account holder's name.")] = None,
+    bic: Annotated[str | None, typer.Option(help="BIC of the payee's bank (optional).")] = None,
+    request_id: Annotated[
+        str | None, typer.Option(help="Idempotency key; default: a new id (printed).")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Wait until the cash-out ends.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Start a cash-out (the same request id never starts a second one)."""
+    import uuid
+
+    user = validation.user_id(user, field="USER")
+    code = get_currency(currency, field="--currency").code
+    requested = _requested(amount, user, code)
+    rid = request_id or uuid.uuid4().hex[:16]
+
+    async def go() -> tuple[Ticket, CashoutStatus | None]:
+        client = await _client()
+        ticket = await client.request_cashout(
+            request_id=rid,
+            user_id=user,
+            amount=requested,
+            currency=code,
+            method=method,
+            destination=destination,
+            holder=holder,
+            bic=bic,
+        )
+        final = (await client.result(rid)).status if wait else None
+        return ticket, final
+
+    ticket, final = _arun(go())
+    q = ticket.quote
+    data = {
+        "request_id": ticket.request_id,
+        "workflow_id": ticket.workflow_id,
+        "existing": ticket.existing,
+        "quote": q.model_dump(mode="json"),
+        "status": final.model_dump(mode="json") if final else None,
+    }
+    if json_out:
+        emit_json(data)
+        return
+    verb = "already exists" if ticket.existing else "started"
+    out.print(
+        f"cash-out {ticket.request_id} {verb} (workflow {ticket.workflow_id}): "
+        f"{money(q.gross, q.currency)} by {q.method.value}, fee {money(q.fee, q.currency)},"
+        f" payee receives {money(q.net, q.currency)}"
+    )
+    if final:
+        _show_status(final)
+    else:
+        out.print(f"follow it with: payouts status {ticket.request_id}")
+
+
+@app.command()
+def status(
+    request_id: Annotated[str, typer.Argument(metavar="REQUEST_ID")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Show a cash-out: stage, amounts, risk, reviews, timeline and expected arrival."""
+
+    async def go() -> CashoutStatus:
+        return await (await _client()).status(request_id)
+
+    s = _arun(go())
+    if json_out:
+        emit_json(s.model_dump(mode="json"))
+    else:
+        _show_status(s)
+
+
+@app.command()
+def cancel(
+    request_id: Annotated[str, typer.Argument(metavar="REQUEST_ID")],
+    by: Annotated[str, typer.Option("--by", help="The payee's user id (or a reviewer's).")],
+    reason: Annotated[str, typer.Option(help="Why.")] = "",
+    json_out: JsonOpt = False,
+) -> None:
+    """Cancel a cash-out before disbursement starts; the hold goes back to available."""
+
+    async def go() -> CashoutStatus:
+        return await (await _client()).cancel(
+            request_id, requested_by=by, reason=reason, client="cli"
+        )
+
+    s = _arun(go())
+    if json_out:
+        emit_json(s.model_dump(mode="json"))
+    else:
+        out.print(f"cash-out {request_id}: {s.stage.value}: {s.outcome}")
+
+
+@review_app.command("list")
+def review_list(json_out: JsonOpt = False) -> None:
+    """Cash-outs waiting for a reviewer, oldest first."""
+
+    async def go() -> list[PendingReview]:
+        return await (await _client()).pending_reviews()
+
+    pending = _arun(go())
+    if json_out:
+        emit_json([p.__dict__ for p in pending])
+        return
+    if not pending:
+        out.print("no cash-outs are waiting for review")
+        return
+    table = Table(title="Awaiting review")
+    table.add_column("request id", no_wrap=True)
+    for col in ("payee", "method", "amount", "risk", "since (UTC)"):
+        table.add_column(col)
+    for p in pending:
+        table.add_row(
+            p.request_id,
+            p.user_id,
+            p.method,
+            money(p.amount, p.currency),
+            "-" if p.risk_score is None else str(p.risk_score),
+            f"{p.started:%m-%d %H:%M}" if p.started else "-",
+        )
+    out.print(table)
+    out.print("decide with: payouts review approve|reject REQUEST_ID --reviewer NAME")
+
+
+def _decide(
+    request_id: str, reviewer: str, decision: str, reason: str, signal: bool, json_out: bool
+) -> None:
+    async def go() -> CashoutStatus | None:
+        client = await _client()
+        if signal:
+            send = client.approve if decision == "approve" else client.reject
+            await send(request_id, reviewer=reviewer, reason=reason, client="cli")
+            return None
+        return await client.review(
+            request_id, reviewer=reviewer, decision=decision, reason=reason, client="cli"
+        )
+
+    s = _arun(go())
+    if json_out:
+        emit_json(s.model_dump(mode="json") if s else {"signal_sent": decision})
+    elif s is None:
+        out.print(f"{decision} signal sent to {request_id} (see payouts status {request_id})")
+    else:
+        accepted = [r for r in s.reviews if r.accepted and r.decision == "approve"]
+        more = s.approvals_needed - len(accepted)
+        if decision == "reject":
+            tail = "the cash-out is rejected and the hold released"
+        elif more > 0:
+            tail = f"{more} more approval needed"
+        else:
+            tail = "review complete, the cash-out proceeds to payment"
+        out.print(f"{request_id}: {decision} by {reviewer} accepted; {tail}")
+
+
+ReviewerOpt = Annotated[str, typer.Option("--reviewer", "-r", help="Your reviewer id.")]
+SignalOpt = Annotated[
+    bool, typer.Option("--signal", help="Send a signal (fire and forget) instead of an update.")
+]
+
+
+@review_app.command("approve")
+def review_approve(
+    request_id: Annotated[str, typer.Argument(metavar="REQUEST_ID")],
+    reviewer: ReviewerOpt,
+    reason: Annotated[str, typer.Option(help="Why.")] = "",
+    signal: SignalOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Approve a held cash-out (refused: not a reviewer, the payee, or twice under four eyes)."""
+    _decide(request_id, reviewer, "approve", reason, signal, json_out)
+
+
+@review_app.command("reject")
+def review_reject(
+    request_id: Annotated[str, typer.Argument(metavar="REQUEST_ID")],
+    reviewer: ReviewerOpt,
+    reason: Annotated[str, typer.Option(help="Why (shown to the payee).")] = "",
+    signal: SignalOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Reject a held cash-out; the hold goes back to the payee's available balance."""
+    _decide(request_id, reviewer, "reject", reason, signal, json_out)
+
+
+# ---------------------------------------------------------------------------- the stack
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker (same as `python worker.py`); start more to share the load."""
+    import worker as worker_module
+
+    asyncio.run(worker_module.run_worker(env.settings))
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option(help="Seed payees and start demo cash-outs.")] = False,
+    port: Annotated[int, typer.Option(help="Temporal frontend port.")] = 7233,
+    ui_port: Annotated[int, typer.Option(help="Temporal web UI port.")] = 8233,
+) -> None:
+    """Run the embedded stack: Temporal dev server (reused if one listens), UI and a worker."""
+    from payouts import stack
+
+    asyncio.run(
+        stack.up(env.settings, env.policy, demo=demo, port=port, ui_port=ui_port, console=out)
+    )
 
 
 # ---------------------------------------------------------------------------- entry point

@@ -9,6 +9,7 @@ sum of the policy's face values), and the rest stays in the payee's balance.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict
@@ -33,6 +34,8 @@ class Quote(BaseModel):
     remainder: int
     # Gift cards only: the face values of the cards, largest first.
     cards: tuple[int, ...] = ()
+    # Set by the client when it shows the quote; a quote stays honoured for 15 minutes.
+    quoted_at: datetime | None = None
 
 
 def quote(policy: Policy, method: Method | str, currency: str, requested: int) -> Quote:

@@ -149,8 +149,11 @@ def read_rows(
                 missing = [c for c in REQUIRED if c not in names]
                 unknown = [c for c in names if c not in COLUMNS]
                 if missing or unknown:
-                    problem = (f"missing column(s) {', '.join(missing)}" if missing
-                               else f"unknown column(s) {', '.join(unknown)}")  # fmt: skip
+                    problem = (
+                        f"missing column(s) {', '.join(missing)}"
+                        if missing
+                        else f"unknown column(s) {', '.join(unknown)}"
+                    )
                     raise IngestRefused(
                         f"line {number}: header {problem}; expected {','.join(COLUMNS)}"
                     )

@@ -175,9 +175,15 @@ _EARN = Earning.__table__  # type: ignore[attr-defined]
 _HOLD = Hold.__table__  # type: ignore[attr-defined]
 
 _EARNING_COLUMNS = (
-    "event_id", "user_id", "currency", "amount", "earned_at", "matures_at",
-    "credit_tx_id", "mature_tx_id",
-)  # fmt: skip
+    "event_id",
+    "user_id",
+    "currency",
+    "amount",
+    "earned_at",
+    "matures_at",
+    "credit_tx_id",
+    "mature_tx_id",
+)
 
 
 class Ledger:
@@ -321,9 +327,14 @@ class Ledger:
         sums: dict[tuple[str, str, bool], int] = defaultdict(int)
         with self.db.write_connection() as conn:
             tx_id = self._insert_tx(
-                conn, key=f"earnings:{uuid.uuid4()}", kind="earn", chash="", user_id=None,
-                hold_id=None, now_us=now_us,
-            )  # fmt: skip
+                conn,
+                key=f"earnings:{uuid.uuid4()}",
+                kind="earn",
+                chash="",
+                user_id=None,
+                hold_id=None,
+                now_us=now_us,
+            )
             for chunk in _chunks(rows, chunk_size):
                 fresh: list[EarningRow] = []
                 for row in chunk:
@@ -374,9 +385,17 @@ class Ledger:
             matures = earned + hold
             matured = matures <= now_us
             records.append(
-                (r.event_id, r.user_id, r.currency, r.amount, earned, matures, tx_id,
-                 tx_id if matured else None)
-            )  # fmt: skip
+                (
+                    r.event_id,
+                    r.user_id,
+                    r.currency,
+                    r.amount,
+                    earned,
+                    matures,
+                    tx_id,
+                    tx_id if matured else None,
+                )
+            )
             chunk_sums[(r.user_id, r.currency, matured)] += r.amount
         nested = conn.begin_nested()
         inserted = self._bulk_insert_earnings(conn, records)
@@ -389,9 +408,11 @@ class Ledger:
             nested.rollback()
             given = [r.earned_at is not None for r in rows]
             credited, chunk_sums = self._credit_chunk_slow(
-                conn, [(*rec, g) for rec, g in zip(records, given, strict=True)],
-                on_conflict, summary,
-            )  # fmt: skip
+                conn,
+                [(*rec, g) for rec, g in zip(records, given, strict=True)],
+                on_conflict,
+                summary,
+            )
             summary.credited += credited
         for k, v in chunk_sums.items():
             sums[k] += v
@@ -571,11 +592,17 @@ class Ledger:
             self._move(conn, tx_id, {ids[Kind.AVAILABLE]: -amount, ids[Kind.HELD]: amount})
             conn.execute(
                 insert(_HOLD).values(
-                    id=hold_id, user_id=user_id, currency=currency, amount=amount,
-                    status=HoldStatus.RESERVED, gross=0, fee=0, created_at=now_us,
+                    id=hold_id,
+                    user_id=user_id,
+                    currency=currency,
+                    amount=amount,
+                    status=HoldStatus.RESERVED,
+                    gross=0,
+                    fee=0,
+                    created_at=now_us,
                     updated_at=now_us,
                 )
-            )  # fmt: skip
+            )
             receipt = dict(
                 op="reserve",
                 hold_id=hold_id,
@@ -604,8 +631,9 @@ class Ledger:
             if gross > amount:
                 raise InvalidAmount(
                     f"gross: {format_money(gross, cur)} is more than the hold of "
-                    f"{format_money(amount, cur)}", field="gross",
-                )  # fmt: skip
+                    f"{format_money(amount, cur)}",
+                    field="gross",
+                )
             ids = self._account_id_map(conn, user, cur, (Kind.AVAILABLE, Kind.HELD))
             plat = self._account_id_map(conn, PLATFORM, cur, (Kind.CLEARING, Kind.FEES))
             now_us = to_epoch_us(self.clock())
@@ -619,12 +647,16 @@ class Ledger:
                 now_us=now_us,
             )
             released = amount - gross
-            self._move(conn, tx_id, {
-                ids[Kind.HELD]: -amount,
-                plat[Kind.CLEARING]: gross - fee,
-                plat[Kind.FEES]: fee,
-                ids[Kind.AVAILABLE]: released,
-            })  # fmt: skip
+            self._move(
+                conn,
+                tx_id,
+                {
+                    ids[Kind.HELD]: -amount,
+                    plat[Kind.CLEARING]: gross - fee,
+                    plat[Kind.FEES]: fee,
+                    ids[Kind.AVAILABLE]: released,
+                },
+            )
             self._set_hold(conn, hold_id, HoldStatus.POSTED, now_us, gross=gross, fee=fee)
             available = self._balance_of(conn, ids[Kind.AVAILABLE])
             return dict(
@@ -699,11 +731,15 @@ class Ledger:
                 hold_id=hold_id,
                 now_us=now_us,
             )
-            self._move(conn, tx_id, {
-                plat[Kind.CLEARING]: -(gross - fee),
-                plat[Kind.FEES]: -fee,
-                ids[Kind.AVAILABLE]: gross,
-            })  # fmt: skip
+            self._move(
+                conn,
+                tx_id,
+                {
+                    plat[Kind.CLEARING]: -(gross - fee),
+                    plat[Kind.FEES]: -fee,
+                    ids[Kind.AVAILABLE]: gross,
+                },
+            )
             self._set_hold(conn, hold_id, HoldStatus.REVERSED, now_us, reason=reason)
             available = self._balance_of(conn, ids[Kind.AVAILABLE])
             return dict(
@@ -770,17 +806,29 @@ class Ledger:
         raise IdempotencyConflict(f"key: {key!r} is being written concurrently; retry")
 
     def _insert_tx(
-        self, conn: Connection, *, key: str, kind: str, chash: str, user_id: str | None,
-        hold_id: str | None, now_us: int,
-    ) -> int:  # fmt: skip
+        self,
+        conn: Connection,
+        *,
+        key: str,
+        kind: str,
+        chash: str,
+        user_id: str | None,
+        hold_id: str | None,
+        now_us: int,
+    ) -> int:
         result = conn.execute(
             insert(_TX)
             .values(
-                idempotency_key=key, kind=kind, content_hash=chash, user_id=user_id,
-                hold_id=hold_id, created_at=now_us, result_json="",
+                idempotency_key=key,
+                kind=kind,
+                content_hash=chash,
+                user_id=user_id,
+                hold_id=hold_id,
+                created_at=now_us,
+                result_json="",
             )
             .returning(_TX.c.id)
-        )  # fmt: skip
+        )
         return int(result.scalar_one())
 
     def _account_id_map(
@@ -839,9 +887,12 @@ class Ledger:
                     "SELECT o, k, c, 0 FROM unnest(CAST(:o AS text[]), CAST(:k AS text[]), "
                     "CAST(:c AS text[])) AS t(o, k, c) ON CONFLICT DO NOTHING"
                 ),
-                {"o": [w[0] for w in ordered], "k": [str(w[1]) for w in ordered],
-                 "c": [w[2] for w in ordered]},
-            )  # fmt: skip
+                {
+                    "o": [w[0] for w in ordered],
+                    "k": [str(w[1]) for w in ordered],
+                    "c": [w[2] for w in ordered],
+                },
+            )
             rows = list(
                 conn.execute(
                     text(
@@ -954,8 +1005,11 @@ class Ledger:
         count_limit: int | None,
     ) -> None:
         since = now - timedelta(days=1)
-        live = (_HOLD.c.user_id == user_id, _HOLD.c.created_at > since,
-                _HOLD.c.status != HoldStatus.VOIDED)  # fmt: skip
+        live = (
+            _HOLD.c.user_id == user_id,
+            _HOLD.c.created_at > since,
+            _HOLD.c.status != HoldStatus.VOIDED,
+        )
         if count_limit is not None:
             count = conn.execute(select(func.count()).select_from(_HOLD).where(*live)).scalar_one()
             if count >= count_limit:

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, ValidationInfo
 
 from payouts.errors import InvalidAmount, UnknownCurrency
 
@@ -257,7 +257,11 @@ def format_money(micros: int, currency: str) -> str:
     return f"{format_micros(micros, currency)} {currency}"
 
 
-def _decimal_string_only(value: Any) -> Any:
+def _decimal_string_only(value: Any, info: ValidationInfo) -> Any:
+    """Policy files write amounts as decimal strings; in transit they are int micros."""
+    from_file = isinstance(info.context, dict) and info.context.get("from_file", False)
+    if not from_file and isinstance(value, int) and not isinstance(value, bool):
+        return value
     if isinstance(value, str):
         try:
             return parse_micros(value, field="value")
@@ -274,4 +278,4 @@ def _decimal_string_only(value: Any) -> Any:
 
 
 DecimalAmount = Annotated[int, BeforeValidator(_decimal_string_only)]
-"""A pydantic field written as a decimal string of major units, stored as micros."""
+"""Micros; in a policy file (validation context `from_file`) a decimal string of major units."""

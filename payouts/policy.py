@@ -270,7 +270,7 @@ def _format_errors(source: str, exc: ValidationError) -> str:
 
 def parse_policy(data: dict[str, object], source: str = "<policy>") -> Policy:
     try:
-        return Policy.model_validate(data)
+        return Policy.model_validate(data, context={"from_file": True})
     except ValidationError as exc:
         raise PolicyInvalid(_format_errors(source, exc)) from None
 

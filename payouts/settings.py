@@ -34,12 +34,32 @@ class Settings(BaseSettings):
         default=None, description="Path of a policy TOML file; default: the shipped policy."
     )
     task_queue: str = Field(default="payouts", description="Temporal task queue of the worker.")
+    secret_key: str = Field(
+        default="dev-only-change-me",
+        description="Keys the destination fingerprints (HMAC); set a real secret in production.",
+    )
+    worker_threads: int = Field(default=32, ge=1, description="Threads for database activities.")
+    # The sandbox rails and identity provider (the "outside world" of the embedded stack).
+    sandbox_seed: int = Field(default=0, description="Seed of the sandbox's injected faults.")
+    sandbox_transient_rate: float = Field(default=0.0, ge=0, le=1)
+    sandbox_timeout_rate: float = Field(default=0.0, ge=0, le=1)
+    sandbox_latency_ms: int = Field(default=0, ge=0)
+    sandbox_bank_settle_seconds: int = Field(default=60, ge=0)
+    sandbox_identity_pending_seconds: int = Field(default=7200, ge=0)
 
     @property
     def ledger_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir.resolve() / 'ledger.sqlite3'}"
+
+    @property
+    def sandbox_path(self) -> Path:
+        return self.data_dir.resolve() / "sandbox.sqlite3"
+
+    @property
+    def temporal_db_path(self) -> Path:
+        return self.data_dir.resolve() / "temporal.sqlite3"
 
     def load_policy(self) -> Policy:
         return load_policy(self.policy)

@@ -148,3 +148,29 @@ class SchemaVersion(SQLModel, table=True):
 
     id: int = Field(default=1, primary_key=True)
     version: int
+
+
+class PayoutDestination(SQLModel, table=True):
+    """Which user has cashed out to which destination (a keyed hash, never the number)."""
+
+    __tablename__ = "payout_destinations"
+
+    user_id: str = Field(primary_key=True, max_length=128)
+    fingerprint: str = Field(primary_key=True, max_length=64, index=True)
+    first_used_at: datetime = _when()
+    last_used_at: datetime = _when()
+
+
+class Notification(SQLModel, table=True):
+    """The outbox: one row per event the platform must hear about (delivered later)."""
+
+    __tablename__ = "notifications"
+
+    event_id: str = Field(primary_key=True, max_length=200)
+    request_id: str = Field(max_length=100, index=True)
+    user_id: str = Field(max_length=128)
+    stage: str = Field(max_length=32)
+    payload_json: str
+    created_at: datetime = _when()
+    delivered_at: datetime | None = _when(nullable=True)
+    attempts: int = 0

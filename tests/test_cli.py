@@ -74,8 +74,11 @@ def test_quote_shows_gross_fee_net_and_remainder(run_cli) -> None:  # type: igno
     data = json.loads(out)
     assert code == 0
     assert (data["gross"], data["fee"], data["net"], data["remainder"]) == (
-        20_000_000, 350_000, 19_650_000, 5_000,
-    )  # fmt: skip
+        20_000_000,
+        350_000,
+        19_650_000,
+        5_000,
+    )
     assert data["covered"] is True
     code, out, _ = run_cli("quote", "alice", "12.345678", "-m", "bank_transfer", "-c", "USD")
     assert "0.005678 USD" in out and "12.02 USD" in out
@@ -118,8 +121,12 @@ def test_console_script_exits_cleanly(tmp_path: Path) -> None:
     env = dict(os.environ, PAYOUTS_DATA_DIR=str(tmp_path))
     proc = subprocess.run(
         [sys.executable, "-m", "payouts", "earn", "alice", "1e-3", "-c", "USD"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert (
         proc.stderr.strip()

@@ -43,9 +43,14 @@ def m(text: str) -> int:
     ],
 )
 def test_quote_table(
-    policy: Policy, method: str, currency: str, requested: str, gross: str, fee: str,
+    policy: Policy,
+    method: str,
+    currency: str,
+    requested: str,
+    gross: str,
+    fee: str,
     remainder: str,
-) -> None:  # fmt: skip
+) -> None:
     """gross, fee, net and the remainder follow the policy to the micro-unit."""
     q = quote(policy, method, currency, m(requested))
     assert (q.gross, q.fee, q.remainder) == (m(gross), m(fee), m(remainder))
@@ -57,12 +62,24 @@ def test_quote_table(
 def _rules(policy: Policy, rounding: Rounding, **fees: str | int) -> CashoutRules:
     base = policy.rules_for("bank_transfer", "USD")
     schedule = FeeSchedule.model_validate(
-        {"fixed": "0.00", "rate_bps": 50, "min_fee": "0.00", "max_fee": "100.00",
-         "min_amount": "0.01", "max_amount": "10000.00"} | fees
-    )  # fmt: skip
-    return base.model_copy(update={"fees": schedule, "rounding": rounding,
-                                   "currency_rules": base.currency_rules.model_copy(
-                                       update={"min_cashout": 10_000})})  # fmt: skip
+        context={"from_file": True},
+        obj={
+            "fixed": "0.00",
+            "rate_bps": 50,
+            "min_fee": "0.00",
+            "max_fee": "100.00",
+            "min_amount": "0.01",
+            "max_amount": "10000.00",
+        }
+        | fees,
+    )
+    return base.model_copy(
+        update={
+            "fees": schedule,
+            "rounding": rounding,
+            "currency_rules": base.currency_rules.model_copy(update={"min_cashout": 10_000}),
+        }
+    )
 
 
 @pytest.mark.parametrize(

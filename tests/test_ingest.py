@@ -48,9 +48,14 @@ def test_jsonl_and_gzip(ledger: Ledger, tmp_path: Path) -> None:
     """JSON Lines (numbers kept exact) and gzip-compressed files are read."""
     lines = [
         {"event_id": "j1", "user_id": "carol", "amount": 0.000125, "currency": "EUR"},
-        {"event_id": "j2", "user_id": "carol", "amount": "2.5", "currency": "EUR",
-         "earned_at": "2026-10-01T00:00:00Z"},
-    ]  # fmt: skip
+        {
+            "event_id": "j2",
+            "user_id": "carol",
+            "amount": "2.5",
+            "currency": "EUR",
+            "earned_at": "2026-10-01T00:00:00Z",
+        },
+    ]
     path = tmp_path / "e.jsonl.gz"
     with gzip.open(path, "wt") as fh:
         fh.write("\n".join(json.dumps(x) for x in lines) + "\n\n")

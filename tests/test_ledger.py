@@ -102,10 +102,13 @@ def test_conflicts_can_be_skipped_and_listed(ledger: Ledger, clock: FakeClock) -
     """on_conflict='skip' credits the good rows and lists each conflict."""
     ledger.credit_earnings([EarningRow("e1", "u1", USD, 10, old(clock))])
     summary = ledger.credit_earnings(
-        [EarningRow("e1", "u9", USD, 10, old(clock)), EarningRow("e2", "u1", USD, 3, old(clock)),
-         EarningRow("e2", "u1", USD, 4, old(clock))],
+        [
+            EarningRow("e1", "u9", USD, 10, old(clock)),
+            EarningRow("e2", "u1", USD, 3, old(clock)),
+            EarningRow("e2", "u1", USD, 4, old(clock)),
+        ],
         on_conflict="skip",
-    )  # fmt: skip
+    )
     assert summary.credited == 1
     assert [c.event_id for c in summary.conflicts] == ["e2", "e1"]
     assert ledger.balance("u1", USD).available == 13
@@ -200,8 +203,12 @@ def test_insufficient_funds_changes_nothing(ledger: Ledger, clock: FakeClock) ->
     assert ledger.balance("u1", USD).available == 4_999_999
     # the key stays free for a retry once the money is there
     fund(ledger, clock, "u1", 1, prefix="g")
-    assert ledger.reserve(key="c1:r", hold_id="c1", user_id="u1", currency=USD,
-                          amount=5_000_000).available_after == 0  # fmt: skip
+    assert (
+        ledger.reserve(
+            key="c1:r", hold_id="c1", user_id="u1", currency=USD, amount=5_000_000
+        ).available_after
+        == 0
+    )
 
 
 def test_same_key_same_content_returns_first_result(ledger: Ledger, clock: FakeClock) -> None:
@@ -247,8 +254,9 @@ def test_daily_limits_use_a_rolling_window(ledger: Ledger, clock: FakeClock) -> 
     limits = {"daily_amount_limit": 10_000_000, "daily_count_limit": 2}
 
     def reserve(hold: str, amount: int) -> None:
-        ledger.reserve(key=f"{hold}:r", hold_id=hold, user_id="u1", currency=USD, amount=amount,
-                       **limits)  # fmt: skip
+        ledger.reserve(
+            key=f"{hold}:r", hold_id=hold, user_id="u1", currency=USD, amount=amount, **limits
+        )
 
     reserve("a", 6_000_000)
     with pytest.raises(LimitExceeded, match="daily limit is 10.00 USD"):
@@ -273,8 +281,9 @@ def test_racing_reserves_never_overdraw(ledger: Ledger, clock: FakeClock, worker
         if i < workers:
             start.wait()
         try:
-            ledger.reserve(key=f"c{i}:r", hold_id=f"c{i}", user_id="u1", currency=USD,
-                           amount=amount)  # fmt: skip
+            ledger.reserve(
+                key=f"c{i}:r", hold_id=f"c{i}", user_id="u1", currency=USD, amount=amount
+            )
             return True
         except InsufficientFunds:
             return False
@@ -294,8 +303,9 @@ def test_racing_replays_of_one_key_write_once(ledger: Ledger, clock: FakeClock) 
 
     def attempt(_: int) -> int:
         start.wait()
-        return ledger.reserve(key="c1:r", hold_id="c1", user_id="u1", currency=USD,
-                              amount=2_000_000).transaction_id  # fmt: skip
+        return ledger.reserve(
+            key="c1:r", hold_id="c1", user_id="u1", currency=USD, amount=2_000_000
+        ).transaction_id
 
     with ThreadPoolExecutor(6) as pool:
         tx_ids = set(pool.map(attempt, range(6)))
@@ -307,8 +317,12 @@ def test_audit_detects_a_tampered_balance(ledger: Ledger, clock: FakeClock) -> N
     """The audit is not a rubber stamp: a balance edited behind the ledger's back is found."""
     fund(ledger, clock, "u1", 5_000_000)
     with ledger.db.write_connection() as conn:
-        conn.execute(sa.text("UPDATE accounts SET balance = balance + 1 WHERE owner = 'u1' "
-                             "AND kind = 'available'"))  # fmt: skip
+        conn.execute(
+            sa.text(
+                "UPDATE accounts SET balance = balance + 1 WHERE owner = 'u1' "
+                "AND kind = 'available'"
+            )
+        )
     problems = ledger.audit()
     assert any("legs sum to 5000000" in p for p in problems)
     assert not ledger.totals(USD).conserved

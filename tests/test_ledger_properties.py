@@ -69,8 +69,13 @@ class LedgerMachine(RuleBasedStateMachine):
         self.keys += 1
         return f"{what}-{self.keys}"
 
-    @rule(user=st.sampled_from(USERS), cur=st.sampled_from(CURRENCIES), amount=amounts,
-          age_hours=st.integers(min_value=0, max_value=200), resend=st.booleans())  # fmt: skip
+    @rule(
+        user=st.sampled_from(USERS),
+        cur=st.sampled_from(CURRENCIES),
+        amount=amounts,
+        age_hours=st.integers(min_value=0, max_value=200),
+        resend=st.booleans(),
+    )
     def earn(self, user: str, cur: str, amount: int, age_hours: int, resend: bool) -> None:
         self.events += 1
         earned = to_epoch_us(self.clock.now) - age_hours * 3_600_000_000
@@ -101,14 +106,16 @@ class LedgerMachine(RuleBasedStateMachine):
                 still.append(item)
         self.immature = still
 
-    @rule(target=holds, user=st.sampled_from(USERS), cur=st.sampled_from(CURRENCIES),
-          amount=amounts)  # fmt: skip
+    @rule(
+        target=holds, user=st.sampled_from(USERS), cur=st.sampled_from(CURRENCIES), amount=amounts
+    )
     def reserve(self, user: str, cur: str, amount: int) -> str:
         hold = self._key("hold")
         bal = self.model[(user, cur)]
         try:
-            self.ledger.reserve(key=f"{hold}:r", hold_id=hold, user_id=user, currency=cur,
-                                amount=amount)  # fmt: skip
+            self.ledger.reserve(
+                key=f"{hold}:r", hold_id=hold, user_id=user, currency=cur, amount=amount
+            )
         except InsufficientFunds:
             assert bal[1] < amount
             return "none"
@@ -118,8 +125,12 @@ class LedgerMachine(RuleBasedStateMachine):
         self.hold_facts[hold] = (user, cur, amount)
         return hold
 
-    @rule(target=posted, hold=consumes(holds), paid_permille=st.integers(1, 1000),
-          fee_permille=st.integers(0, 1000))  # fmt: skip
+    @rule(
+        target=posted,
+        hold=consumes(holds),
+        paid_permille=st.integers(1, 1000),
+        fee_permille=st.integers(0, 1000),
+    )
     def post(self, hold: str, paid_permille: int, fee_permille: int) -> str:
         if hold not in self.hold_facts:
             return "none"
@@ -171,9 +182,10 @@ class PostgresLedgerMachine(LedgerMachine):
 
 
 _common = settings(
-    deadline=None, stateful_step_count=20,
+    deadline=None,
+    stateful_step_count=20,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)  # fmt: skip
+)
 
 TestLedgerPropertiesSQLite = LedgerMachine.TestCase
 TestLedgerPropertiesSQLite.settings = settings(_common, max_examples=40)

@@ -107,9 +107,15 @@ def test_unknown_currency_is_named() -> None:
 
 @pytest.mark.parametrize(
     ("text", "currency", "ok"),
-    [("1.25", "USD", True), ("1.255", "USD", False), ("100", "KRW", True),
-     ("100.5", "KRW", False), ("1.255", "BHD", True), ("1.2555", "BHD", False)],
-)  # fmt: skip
+    [
+        ("1.25", "USD", True),
+        ("1.255", "USD", False),
+        ("100", "KRW", True),
+        ("100.5", "KRW", False),
+        ("1.255", "BHD", True),
+        ("1.2555", "BHD", False),
+    ],
+)
 def test_parse_amount_whole_minor_units(text: str, currency: str, ok: bool) -> None:
     """whole_minor_units refuses amounts finer than the currency's minor unit."""
     if ok:

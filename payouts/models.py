@@ -1,0 +1,286 @@
+"""The data that crosses Temporal: workflow and activity inputs, results, the status.
+
+These are plain frozen pydantic models with no validation beyond types, so that a history
+always deserialises the same way on replay. Rules on what a request may contain live in
+`payouts.requests`, which the client applies before a workflow starts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from payouts.fees import Quote
+from payouts.policy import CashoutRules, Method
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Stage(StrEnum):
+    REQUESTED = "REQUESTED"
+    RESERVED = "RESERVED"
+    VERIFYING = "VERIFYING"
+    AWAITING_REVIEW = "AWAITING_REVIEW"
+    APPROVED = "APPROVED"
+    DISBURSING = "DISBURSING"
+    SENT = "SENT"
+    PAID = "PAID"
+    REJECTED = "REJECTED"
+    CANCELLED = "CANCELLED"
+    FAILED = "FAILED"
+    RETURNED = "RETURNED"
+
+
+TERMINAL = frozenset({Stage.PAID, Stage.REJECTED, Stage.CANCELLED, Stage.FAILED, Stage.RETURNED})
+CANCELLABLE = frozenset(
+    {Stage.REQUESTED, Stage.RESERVED, Stage.VERIFYING, Stage.AWAITING_REVIEW, Stage.APPROVED}
+)
+
+
+# ------------------------------------------------------------------ destinations
+
+
+class BankAccount(Frozen):
+    method: Literal["bank_transfer"] = "bank_transfer"
+    iban: str
+    bic: str | None = None
+    holder_name: str
+
+
+class WalletAccount(Frozen):
+    method: Literal["wallet"] = "wallet"
+    wallet_id: str
+
+
+class GiftCardDelivery(Frozen):
+    method: Literal["gift_card"] = "gift_card"
+    email: str
+
+
+Destination = Annotated[
+    BankAccount | WalletAccount | GiftCardDelivery, Field(discriminator="method")
+]
+
+
+def mask(destination: BankAccount | WalletAccount | GiftCardDelivery) -> str:
+    """A form safe to show an operator: no account number, no full address."""
+    if isinstance(destination, BankAccount):
+        return f"IBAN {destination.iban[:2]}** **** {destination.iban[-4:]}"
+    value = destination.wallet_id if isinstance(destination, WalletAccount) else destination.email
+    local, _, domain = value.partition("@")
+    shown = (local[:1] + "***") if local else "***"
+    return f"{shown}@{domain}" if domain else f"{shown}{value[-2:]}"
+
+
+# ------------------------------------------------------------------ the request
+
+
+class CashoutRequest(Frozen):
+    """What the platform asks for. `amount` is micros and may include sub-minor micros."""
+
+    request_id: str
+    user_id: str
+    amount: int
+    currency: str
+    method: Method
+    destination: Destination
+    quote: Quote | None = None
+
+
+class CashoutInput(Frozen):
+    """The workflow input: the validated request, the quote to honour, the rules in force."""
+
+    request: CashoutRequest
+    quote: Quote
+    rules: CashoutRules
+    requested_at: datetime
+
+
+# ------------------------------------------------------------------ activities
+
+
+class ReserveInput(Frozen):
+    key: str
+    hold_id: str
+    user_id: str
+    currency: str
+    amount: int
+    daily_amount_limit: int
+    daily_count_limit: int
+
+
+class ReserveResult(Frozen):
+    transaction_id: int
+    available_after: int
+
+
+class IdentityStatus(StrEnum):
+    VERIFIED = "verified"
+    PENDING = "pending"
+    REJECTED = "rejected"
+
+
+class IdentityInput(Frozen):
+    user_id: str
+    checked_at: datetime  # the workflow's clock: sandboxes resolve pending checks against it
+
+
+class IdentityResult(Frozen):
+    status: IdentityStatus
+    tier: int = 0
+    reference: str = ""
+    reason: str = ""
+    legal_name: str | None = None
+
+
+class RiskInput(Frozen):
+    request_id: str
+    user_id: str
+    currency: str
+    amount: int
+    destination: Destination
+    as_of: datetime
+
+
+class RiskResult(Frozen):
+    score: int
+    reasons: tuple[str, ...]
+
+
+class RailStatus(StrEnum):
+    ACCEPTED = "accepted"  # taken by the rail, not yet settled
+    PAID = "paid"
+    FAILED = "failed"
+    RETURNED = "returned"
+
+
+class DisburseInput(Frozen):
+    key: str  # idempotency key at the rail, derived from the workflow id
+    request_id: str
+    user_id: str
+    method: Method
+    currency: str
+    amount: int  # net: what reaches the payee
+    destination: Destination
+    cards: tuple[int, ...] = ()
+    sent_at: datetime
+
+
+class RailResult(Frozen):
+    key: str
+    reference: str
+    status: RailStatus
+    reason_code: str = ""
+    reason: str = ""
+    settles_at: datetime | None = None
+    resolved_by_lookup: bool = False
+
+
+class SettlementInput(Frozen):
+    key: str
+    method: Method
+    as_of: datetime
+
+
+class PostInput(Frozen):
+    key: str
+    hold_id: str
+    gross: int
+    fee: int
+
+
+class VoidInput(Frozen):
+    key: str
+    hold_id: str
+    reason: str
+
+
+class NotifyInput(Frozen):
+    event_id: str
+    request_id: str
+    user_id: str
+    stage: Stage
+    at: datetime
+    payload: dict[str, str | int | None]
+
+
+# ------------------------------------------------------------------ reviews and status
+
+
+class ReviewDecision(Frozen):
+    """Payload of the `approve` and `reject` signals (also sendable from the Temporal UI)."""
+
+    reviewer: str
+    reason: str = ""
+    client: str = ""
+
+
+class ReviewRequest(Frozen):
+    """Payload of the `review` update: validated and answered at once."""
+
+    reviewer: str
+    decision: Literal["approve", "reject"]
+    reason: str = ""
+    client: str = ""
+
+
+class CancelRequest(Frozen):
+    requested_by: str
+    reason: str = ""
+    client: str = ""
+
+
+class ReviewRecord(Frozen):
+    at: datetime
+    reviewer: str
+    decision: str
+    reason: str
+    accepted: bool
+    refusal: str = ""
+    via: str = ""
+
+
+class TimelineEntry(Frozen):
+    at: datetime
+    stage: Stage
+    note: str
+
+
+class CashoutStatus(Frozen):
+    """Everything the `status` query answers: for the payee, reviewers and operators."""
+
+    request_id: str
+    user_id: str
+    stage: Stage
+    method: Method
+    currency: str
+    requested: int
+    gross: int
+    fee: int
+    net: int
+    remainder: int
+    cards: tuple[int, ...] = ()
+    destination: str
+    policy_version: str
+    identity: str | None = None
+    risk_score: int | None = None
+    risk_reasons: tuple[str, ...] = ()
+    decision: str | None = None
+    approvals_needed: int = 0
+    reviews: tuple[ReviewRecord, ...] = ()
+    review_deadline: datetime | None = None
+    rail_reference: str | None = None
+    expected_arrival: datetime | None = None
+    outcome: str = ""
+    timeline: tuple[TimelineEntry, ...] = ()
+
+
+class CashoutResult(Frozen):
+    request_id: str
+    stage: Stage
+    status: CashoutStatus

@@ -1,0 +1,642 @@
+"""The cash-out workflow: one durable run per request, id `cashout-<request_id>`.
+
+    REQUESTED -> RESERVED -> VERIFYING -> [AWAITING_REVIEW] -> APPROVED -> DISBURSING
+              -> SENT -> PAID
+    any step before DISBURSING -> REJECTED | CANCELLED | FAILED  (the hold is voided)
+
+Deterministic orchestration only: every decision comes from `payouts.review` and the policy
+slice in the input; every effect is an activity. Database steps run as local activities
+(idempotent by key, so a re-run after a crash is harmless); the identity check, the
+disbursement and settlement checks are regular activities that heartbeat.
+
+Once the payout is handed to the rail (DISBURSING), nothing can cancel it: a payee's cancel
+is refused, and a Temporal cancellation only adds a note while the workflow sees the payout
+through to PAID or FAILED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, NoReturn, TypeVar, cast
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from payouts import search
+    from payouts.models import (
+        CANCELLABLE,
+        TERMINAL,
+        CancelRequest,
+        CashoutInput,
+        CashoutResult,
+        CashoutStatus,
+        DisburseInput,
+        IdentityInput,
+        IdentityResult,
+        IdentityStatus,
+        NotifyInput,
+        PostInput,
+        RailResult,
+        RailStatus,
+        ReserveInput,
+        ReserveResult,
+        ReviewDecision,
+        ReviewRecord,
+        ReviewRequest,
+        RiskInput,
+        RiskResult,
+        SettlementInput,
+        Stage,
+        TimelineEntry,
+        VoidInput,
+        mask,
+    )
+    from payouts.money import format_money
+    from payouts.review import Verdict, decide, needs_identity, refusal
+
+T = TypeVar("T")
+
+LOCAL_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
+)
+REMOTE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60)
+)
+
+
+def _local(name: str, arg: object, result_type: type[T]) -> Awaitable[T]:
+    """A database step: a local activity, idempotent by its key."""
+    return cast(
+        Awaitable[T],
+        workflow.execute_local_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=LOCAL_RETRY,
+        ),
+    )
+
+
+def _remote(name: str, arg: object, result_type: type[T]) -> Awaitable[T]:
+    """A call to the outside world: a regular activity that heartbeats."""
+    return cast(
+        Awaitable[T],
+        workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=timedelta(minutes=2),
+            heartbeat_timeout=timedelta(seconds=5),
+            retry_policy=REMOTE_RETRY,
+        ),
+    )
+
+
+SETTLEMENT_POLL_MAX = timedelta(hours=6)
+MAX_RECORDED_REFUSALS = 50
+
+
+class _Ended(Exception):
+    """Control flow: raised once a terminal stage has been booked; never leaves the run."""
+
+
+@workflow.defn(name="CashoutWorkflow")
+class CashoutWorkflow:
+    @workflow.init
+    def __init__(self, inp: CashoutInput) -> None:
+        self._in = inp
+        self._stage = Stage.REQUESTED
+        self._timeline: list[TimelineEntry] = []
+        self._reviews: list[ReviewRecord] = []
+        self._refusals = 0
+        self._approvals: list[str] = []
+        self._review_outcome: str | None = None
+        self._cancel: CancelRequest | None = None
+        self._held = False
+        self._risk: RiskResult | None = None
+        self._identity: IdentityResult | None = None
+        self._decision: str | None = None
+        self._approvals_needed = 0
+        self._review_deadline: datetime | None = None
+        self._rail: RailResult | None = None
+        self._expected_arrival: datetime | None = None
+        self._outcome = ""
+        q = inp.quote
+        cur = q.currency
+        self._note(
+            f"requested {format_money(q.requested, cur)} by {q.method.value}: pays "
+            f"{format_money(q.net, cur)} after a fee of {format_money(q.fee, cur)}"
+            + (f"; {format_money(q.remainder, cur)} stays in the balance" if q.remainder else "")
+        )
+
+    # ------------------------------------------------------------------ run
+
+    @workflow.run
+    async def run(self, inp: CashoutInput) -> CashoutResult:
+        with contextlib.suppress(_Ended):
+            await self._pipeline()
+        return CashoutResult(
+            request_id=inp.request.request_id, stage=self._stage, status=self.status()
+        )
+
+    async def _pipeline(self) -> None:
+        inp, q, rules = self._in, self._in.quote, self._in.rules
+        req = inp.request
+        cur = q.currency
+
+        # 1. reserve: balance check, limits, hold
+        try:
+            reserved = await self._step(
+                lambda: _local(
+                    "reserve_funds",
+                    ReserveInput(
+                        key=self._key("reserve"),
+                        hold_id=self._hold_id(),
+                        user_id=req.user_id,
+                        currency=cur,
+                        amount=q.gross,
+                        daily_amount_limit=rules.currency_rules.daily_amount_limit,
+                        daily_count_limit=rules.daily_count,
+                    ),
+                    ReserveResult,
+                )
+            )
+        except ActivityError as err:
+            await self._end(Stage.FAILED, _reason(err), void=False)
+        self._held = True
+        self._enter(
+            Stage.RESERVED,
+            f"held {format_money(q.gross, cur)}; available after: "
+            f"{format_money(reserved.available_after, cur)}",
+        )
+        await self._stop_if_cancelled()
+
+        # 2. verify: identity (when the amount needs it) and fraud risk, side by side
+        identity_needed = needs_identity(rules, q.gross)
+        self._enter(
+            Stage.VERIFYING,
+            "checking identity and fraud risk"
+            if identity_needed
+            else "checking fraud risk (identity not required for this amount)",
+        )
+        risk_task = asyncio.ensure_future(
+            _local(
+                "assess_risk",
+                RiskInput(
+                    request_id=req.request_id,
+                    user_id=req.user_id,
+                    currency=cur,
+                    amount=q.gross,
+                    destination=req.destination,
+                    as_of=workflow.now(),
+                ),
+                RiskResult,
+            )
+        )
+        if identity_needed:
+            await self._verify_identity()
+        try:
+            self._risk = await self._step(lambda: risk_task)
+        except ActivityError as err:
+            await self._end(Stage.FAILED, f"fraud check failed: {_reason(err)}")
+        workflow.upsert_search_attributes([search.RISK.value_set(self._risk.score)])
+        await self._stop_if_cancelled()
+
+        # 3. decide: auto-approve, review or reject
+        verdict, why, approvals = decide(rules, q.gross, self._risk.score)
+        self._decision = f"{verdict.value}: {why}"
+        if verdict is Verdict.REJECT:
+            await self._end(Stage.REJECTED, f"rejected by policy: {why}")
+        if verdict is Verdict.REVIEW:
+            await self._await_review(why, approvals)
+
+        # 4. approved: last moment to cancel
+        hours = rules.expected_arrival_hours
+        self._expected_arrival = workflow.now() + timedelta(hours=hours)
+        self._enter(
+            Stage.APPROVED,
+            (self._decision if verdict is Verdict.AUTO_APPROVE else "approved by review"),
+        )
+        await self._stop_if_cancelled()
+
+        # 5. disburse: from here on the payout is seen through, whatever happens
+        self._enter(
+            Stage.DISBURSING, f"sending {format_money(q.net, cur)} to {mask(req.destination)}"
+        )
+        rail = await self._step(
+            lambda: _remote(
+                "disburse",
+                DisburseInput(
+                    key=self._key("disburse"),
+                    request_id=req.request_id,
+                    user_id=req.user_id,
+                    method=q.method,
+                    currency=cur,
+                    amount=q.net,
+                    destination=req.destination,
+                    cards=q.cards,
+                    sent_at=workflow.now(),
+                ),
+                RailResult,
+            )
+        )
+        self._rail = rail
+        if rail.status is not RailStatus.FAILED:
+            self._enter(
+                Stage.SENT,
+                f"rail reference {rail.reference}"
+                + (
+                    " (an ambiguous answer was resolved by asking the rail)"
+                    if rail.resolved_by_lookup
+                    else ""
+                ),
+            )
+            if rail.settles_at is not None:
+                self._expected_arrival = rail.settles_at
+            rail = await self._await_settlement(rail)
+            self._rail = rail
+        if rail.status is RailStatus.FAILED:
+            await self._end(
+                Stage.FAILED,
+                f"the rail refused the payout: {rail.reason_code} {rail.reason}".strip(),
+            )
+
+        # 6. paid: book it
+        await self._step(
+            lambda: _local(
+                "post_payout",
+                PostInput(key=self._key("post"), hold_id=self._hold_id(), gross=q.gross, fee=q.fee),
+                int,
+            )
+        )
+        self._held = False
+        await self._end(
+            Stage.PAID,
+            f"paid {format_money(q.net, cur)} (fee {format_money(q.fee, cur)})",
+            void=False,
+        )
+
+    # ------------------------------------------------------------------ steps
+
+    async def _verify_identity(self) -> None:
+        rules = self._in.rules.identity
+        give_up = workflow.now() + timedelta(hours=rules.pending_timeout_hours)
+        while True:
+            try:
+                result = await self._step(
+                    lambda: _remote(
+                        "verify_identity",
+                        IdentityInput(user_id=self._in.request.user_id, checked_at=workflow.now()),
+                        IdentityResult,
+                    )
+                )
+            except ActivityError as err:
+                await self._end(Stage.FAILED, f"identity check failed: {_reason(err)}")
+            self._identity = result
+            if result.status is IdentityStatus.VERIFIED:
+                self._note(f"identity verified (tier {result.tier})")
+                return
+            if result.status is IdentityStatus.REJECTED:
+                await self._end(Stage.REJECTED, f"identity rejected: {result.reason}")
+            await self._stop_if_cancelled()
+            if workflow.now() >= give_up:
+                await self._end(
+                    Stage.FAILED,
+                    f"identity still pending after {rules.pending_timeout_hours} hours",
+                )
+            if not self._timeline or "identity pending" not in self._timeline[-1].note:
+                self._note(
+                    f"identity pending: {result.reason}; checking every "
+                    f"{rules.poll_minutes} minutes"
+                )
+            await self._wait_unless_cancelled(timedelta(minutes=rules.poll_minutes))
+
+    async def _await_review(self, why: str, approvals: int) -> None:
+        review = self._in.rules.review
+        self._approvals_needed = approvals
+        timeout = timedelta(hours=review.timeout_hours)
+        self._review_deadline = workflow.now() + timeout
+        self._enter(
+            Stage.AWAITING_REVIEW,
+            f"{why}; {approvals} approval{'s' if approvals > 1 else ''} needed",
+        )
+        try:
+            await self._step(
+                lambda: workflow.wait_condition(
+                    lambda: self._review_outcome is not None or self._cancel is not None,
+                    timeout=timeout,
+                )
+            )
+        except TimeoutError:
+            if review.timeout_action.value == "approve":
+                self._note(f"no decision within {review.timeout_hours} hours: approved by policy")
+                self._review_outcome = "approved"
+            else:
+                await self._end(
+                    Stage.REJECTED,
+                    f"no decision within {review.timeout_hours} hours: rejected by policy",
+                )
+        await self._stop_if_cancelled()
+        if self._review_outcome == "rejected":
+            last = next(r for r in reversed(self._reviews) if r.accepted)
+            await self._end(
+                Stage.REJECTED,
+                f"rejected by {last.reviewer}" + (f": {last.reason}" if last.reason else ""),
+            )
+
+    async def _await_settlement(self, rail: RailResult) -> RailResult:
+        poll = timedelta(minutes=1)
+        while rail.status is RailStatus.ACCEPTED:
+            due = rail.settles_at - workflow.now() if rail.settles_at else poll
+            wait = max(due, timedelta(seconds=1)) if due > timedelta(0) else poll
+            pause = min(wait, SETTLEMENT_POLL_MAX)
+            await self._step(lambda p=pause: workflow.sleep(p))  # type: ignore[misc]
+            rail = await self._step(
+                lambda: _remote(
+                    "check_settlement",
+                    SettlementInput(
+                        key=self._key("disburse"),
+                        method=self._in.quote.method,
+                        as_of=workflow.now(),
+                    ),
+                    RailResult,
+                )
+            )
+            poll = min(poll * 2, SETTLEMENT_POLL_MAX)
+        return rail
+
+    # ------------------------------------------------------------------ endings
+
+    async def _end(self, stage: Stage, note: str, *, void: bool = True) -> NoReturn:
+        """Book a terminal stage: void the hold if one is held, notify, stop the pipeline."""
+        if void and self._held:
+            await self._step(
+                lambda: _local(
+                    "void_hold",
+                    VoidInput(key=self._key("void"), hold_id=self._hold_id(), reason=note[:500]),
+                    int,
+                )
+            )
+            self._held = False
+            note += " (hold released)"
+        self._outcome = note
+        self._enter(stage, note)
+        await self._notify(stage)
+        raise _Ended
+
+    async def _stop_if_cancelled(self) -> None:
+        """End as CANCELLED if a cancel was accepted (the payee's, or a Temporal cancel)."""
+        if self._cancel is not None:
+            c = self._cancel
+            await self._end(
+                Stage.CANCELLED,
+                f"cancelled by {c.requested_by}" + (f": {c.reason}" if c.reason else ""),
+            )
+
+    async def _wait_unless_cancelled(self, duration: timedelta) -> None:
+        try:
+            await self._step(
+                lambda: workflow.wait_condition(lambda: self._cancel is not None, timeout=duration)
+            )
+        except TimeoutError:
+            return
+        await self._stop_if_cancelled()
+
+    async def _notify(self, stage: Stage) -> None:
+        q, req = self._in.quote, self._in.request
+        payload: dict[str, str | int | None] = {
+            "request_id": req.request_id,
+            "user_id": req.user_id,
+            "stage": stage.value,
+            "currency": q.currency,
+            "gross": q.gross,
+            "fee": q.fee,
+            "net": q.net,
+            "outcome": self._outcome,
+            "rail_reference": self._rail.reference if self._rail else None,
+        }
+        try:
+            await _local(
+                "notify",
+                NotifyInput(
+                    event_id=self._key(f"notify:{stage.value}"),
+                    request_id=req.request_id,
+                    user_id=req.user_id,
+                    stage=stage,
+                    at=workflow.now(),
+                    payload=payload,
+                ),
+                bool,
+            )
+        except ActivityError as err:
+            self._note(f"could not record the notification: {_reason(err)}")
+
+    async def _step(self, make: Callable[[], Awaitable[T]]) -> T:
+        """Await one step to its end, even through a Temporal cancellation.
+
+        A step is never cut off halfway (a reserve might have committed, a payout might be
+        at the rail). A cancellation that arrives before disbursement becomes a cancel
+        request, acted on at the next step boundary; after that it is refused.
+        """
+        task = asyncio.ensure_future(make())
+        while True:
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if self._stage in CANCELLABLE:
+                    if self._cancel is None:
+                        self._cancel = CancelRequest(
+                            requested_by="operator", reason="workflow cancelled in Temporal"
+                        )
+                        self._note("workflow cancellation received: stopping after this step")
+                else:
+                    self._note("workflow cancellation refused: the payout is already with the rail")
+
+    # ------------------------------------------------------------------ state
+
+    def _key(self, step: str) -> str:
+        return f"{workflow.info().workflow_id}:{step}"
+
+    def _hold_id(self) -> str:
+        return workflow.info().workflow_id
+
+    def _note(self, note: str) -> None:
+        self._timeline.append(TimelineEntry(at=workflow.now(), stage=self._stage, note=note))
+
+    def _enter(self, stage: Stage, note: str) -> None:
+        self._stage = stage
+        self._note(note)
+        workflow.upsert_search_attributes([search.STAGE.value_set(stage.value)])
+        workflow.set_current_details(self._details())
+
+    def _details(self) -> str:
+        q = self._in.quote
+        cur = q.currency
+        lines = [
+            f"**{self._stage.value}**: {self._timeline[-1].note}",
+            "",
+            f"- gross {format_money(q.gross, cur)}, fee {format_money(q.fee, cur)}, "
+            f"net {format_money(q.net, cur)}",
+        ]
+        if self._risk is not None:
+            lines.append(f"- risk score {self._risk.score}: {'; '.join(self._risk.reasons) or '-'}")
+        if self._stage is Stage.AWAITING_REVIEW:
+            rid = self._in.request.request_id
+            lines.append(
+                f"- approvals {len(self._approvals)}/{self._approvals_needed}; "
+                f"deadline {self._review_deadline:%Y-%m-%d %H:%M} UTC"
+            )
+            lines.append(
+                f"- `payouts review approve {rid} --reviewer NAME` or signal "
+                '`approve` with `{"reviewer": "NAME"}`'
+            )
+        if self._expected_arrival is not None and self._stage not in TERMINAL:
+            lines.append(f"- expected arrival {self._expected_arrival:%Y-%m-%d %H:%M} UTC")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ queries
+
+    @workflow.query(name="status")
+    def status(self) -> CashoutStatus:
+        q, req = self._in.quote, self._in.request
+        return CashoutStatus(
+            request_id=req.request_id,
+            user_id=req.user_id,
+            stage=self._stage,
+            method=q.method,
+            currency=q.currency,
+            requested=q.requested,
+            gross=q.gross,
+            fee=q.fee,
+            net=q.net,
+            remainder=q.remainder,
+            cards=q.cards,
+            destination=mask(req.destination),
+            policy_version=q.policy_version,
+            identity=self._identity_text(),
+            risk_score=self._risk.score if self._risk else None,
+            risk_reasons=self._risk.reasons if self._risk else (),
+            decision=self._decision,
+            approvals_needed=self._approvals_needed,
+            reviews=tuple(self._reviews),
+            review_deadline=self._review_deadline,
+            rail_reference=self._rail.reference if self._rail else None,
+            expected_arrival=self._expected_arrival,
+            outcome=self._outcome,
+            timeline=tuple(self._timeline),
+        )
+
+    def _identity_text(self) -> str | None:
+        i = self._identity
+        if i is None:
+            return None
+        if i.status is IdentityStatus.VERIFIED:
+            return f"verified (tier {i.tier})"
+        return f"{i.status.value}: {i.reason}"
+
+    # ------------------------------------------------------------------ reviews
+
+    def _review(self, reviewer: str, decision: str, reason: str, via: str) -> str | None:
+        """Apply one reviewer decision; record it either way. Returns why it was refused."""
+        why = refusal(
+            self._in.rules,
+            payee=self._in.request.user_id,
+            reviewer=reviewer,
+            decision=decision,
+            awaiting_review=self._stage is Stage.AWAITING_REVIEW and self._review_outcome is None,
+            approvals_so_far=tuple(self._approvals),
+            approvals_needed=self._approvals_needed,
+        )
+        record = ReviewRecord(
+            at=workflow.now(),
+            reviewer=reviewer[:64],
+            decision=decision[:16],
+            reason=reason[:500],
+            accepted=why is None,
+            refusal=why or "",
+            via=via[:64],
+        )
+        if why is not None:
+            self._refusals += 1
+            if self._refusals <= MAX_RECORDED_REFUSALS:
+                self._reviews.append(record)
+                self._note(f"refused {decision} from {reviewer[:64]!r}: {why}")
+            return why
+        self._reviews.append(record)
+        if decision == "reject":
+            self._review_outcome = "rejected"
+            return None
+        self._approvals.append(reviewer)
+        remaining = self._approvals_needed - len(self._approvals)
+        self._note(
+            f"approved by {reviewer}"
+            + (f"; {remaining} more approval needed" if remaining > 0 else "")
+        )
+        if remaining <= 0:
+            self._review_outcome = "approved"
+        workflow.set_current_details(self._details())
+        return None
+
+    @workflow.signal(name="approve")
+    def approve(self, decision: ReviewDecision) -> None:
+        self._review(decision.reviewer, "approve", decision.reason, decision.client or "signal")
+
+    @workflow.signal(name="reject")
+    def reject(self, decision: ReviewDecision) -> None:
+        self._review(decision.reviewer, "reject", decision.reason, decision.client or "signal")
+
+    @workflow.update(name="review")
+    def review(self, request: ReviewRequest) -> CashoutStatus:
+        why = self._review(
+            request.reviewer, request.decision, request.reason, request.client or "update"
+        )
+        if why is not None:
+            raise ApplicationError(why, type="review_refused", non_retryable=True)
+        return self.status()
+
+    # ------------------------------------------------------------------ cancel
+
+    def _cancel_refusal(self, request: CancelRequest) -> str | None:
+        if (
+            request.requested_by != self._in.request.user_id
+            and request.requested_by not in self._in.rules.reviewers
+        ):
+            return f"{request.requested_by!r} is neither the payee nor a registered reviewer"
+        if self._stage not in CANCELLABLE:
+            return f"too late to cancel: the cash-out is {self._stage.value}"
+        return None
+
+    def _request_cancel(self, request: CancelRequest) -> str | None:
+        why = self._cancel_refusal(request)
+        if why is not None:
+            self._note(f"refused cancel from {request.requested_by[:64]!r}: {why}")
+            return why
+        if self._cancel is None:
+            self._cancel = request
+            self._note(f"cancel requested by {request.requested_by}")
+        return None
+
+    @workflow.signal(name="cancel")
+    def cancel_signal(self, request: CancelRequest) -> None:
+        self._request_cancel(request)
+
+    @workflow.update(name="cancel")
+    async def cancel_update(self, request: CancelRequest) -> CashoutStatus:
+        why = self._request_cancel(request)
+        if why is not None:
+            raise ApplicationError(why, type="cancel_refused", non_retryable=True)
+        await workflow.wait_condition(lambda: self._stage in TERMINAL)
+        return self.status()
+
+
+def _reason(err: ActivityError) -> str:
+    cause: Any = err.cause
+    if isinstance(cause, ApplicationError):
+        return str(cause.message)
+    return str(cause or err)
