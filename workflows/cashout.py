@@ -24,7 +24,7 @@ from typing import Any, NoReturn, TypeVar, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from payouts import search
@@ -167,7 +167,7 @@ class CashoutWorkflow:
                     ReserveResult,
                 )
             )
-        except ActivityError as err:
+        except FailureError as err:
             await self._end(Stage.FAILED, _reason(err), void=False)
         self._held = True
         self._enter(
@@ -203,7 +203,7 @@ class CashoutWorkflow:
             await self._verify_identity()
         try:
             self._risk = await self._step(lambda: risk_task)
-        except ActivityError as err:
+        except FailureError as err:
             await self._end(Stage.FAILED, f"fraud check failed: {_reason(err)}")
         workflow.upsert_search_attributes([search.RISK.value_set(self._risk.score)])
         await self._stop_if_cancelled()
@@ -296,7 +296,7 @@ class CashoutWorkflow:
                         IdentityResult,
                     )
                 )
-            except ActivityError as err:
+            except FailureError as err:
                 await self._end(Stage.FAILED, f"identity check failed: {_reason(err)}")
             self._identity = result
             if result.status is IdentityStatus.VERIFIED:
@@ -434,7 +434,7 @@ class CashoutWorkflow:
                 ),
                 bool,
             )
-        except ActivityError as err:
+        except FailureError as err:
             self._note(f"could not record the notification: {_reason(err)}")
 
     async def _step(self, make: Callable[[], Awaitable[T]]) -> T:
@@ -635,8 +635,10 @@ class CashoutWorkflow:
         return self.status()
 
 
-def _reason(err: ActivityError) -> str:
-    cause: Any = err.cause
-    if isinstance(cause, ApplicationError):
-        return str(cause.message)
-    return str(cause or err)
+def _reason(err: FailureError) -> str:
+    """The innermost message: an activity error wraps the domain's ApplicationError (local
+    activity failures arrive as that ApplicationError itself)."""
+    inner: Any = err
+    while getattr(inner, "cause", None) is not None:
+        inner = inner.cause
+    return str(getattr(inner, "message", inner))

@@ -81,12 +81,14 @@ class SandboxRails:
     def send(self, request: DisburseInput) -> RailResult:
         f = self.faults
         calls = self._count_call(request.key)
-        if f.latency_ms:
-            jitter = 0.5 + self._chance(request.key, calls, "latency")
-            time.sleep(f.latency_ms * jitter / 1000)
+        # Latency is spent half before and half after the payout is applied, so a caller
+        # that dies mid-call may leave a payout done but unacknowledged, as on a real rail.
+        pause = f.latency_ms * (0.5 + self._chance(request.key, calls, "latency")) / 2000
+        time.sleep(pause)
         if self._chance(request.key, calls, "transient") < f.transient_rate:
             raise RailTransientError(f"rail answered 503 Service Unavailable (call {calls})")
         result = self._apply(request)
+        time.sleep(pause)
         if self._chance(request.key, calls, "timeout") < f.timeout_rate:
             raise RailTimeout(f"no answer from the rail within the deadline (call {calls})")
         return result

@@ -1,0 +1,71 @@
+"""Record workflow histories for the replay test: `python -m tests.record_histories`.
+
+Run it when a change to the workflow is meant to be compatible: the committed histories
+are what running cash-outs look like, and `test_replay.py` proves the current code replays
+them. A change that alters the command order must go behind `workflow.patched` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from payouts import devserver, search
+from payouts.models import Stage
+from tests.harness import Harness
+
+OUT = Path(__file__).parent / "histories"
+IBAN = "DE89370400440532013000"
+
+
+async def record() -> None:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(devserver.temporal_cli()),
+        dev_server_extra_args=devserver.LATENCY_FLAGS,
+        search_attributes=search.ALL,
+        data_converter=pydantic_data_converter,
+    )
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            async with Harness.running(env, Path(tmp)) as h:
+                for user in ("ana", "ben", "dev", "eli", "fay", "gus"):
+                    h.fund(user, "800.00" if user != "gus" else "5.00")
+                h.stack.identity.register("zoe", "rejected")
+                h.fund("zoe", "100.00")
+                runs = {
+                    "wallet_paid": await h.cashout("ana", "12.345678", "wallet", "a@example.com"),
+                    "bank_settled": await h.cashout(
+                        "ben", "40", "bank_transfer", IBAN, holder="Ben Okafor"
+                    ),
+                    "review_approved": await h.cashout("dev", "600", "wallet", "d@example.com"),
+                    "review_rejected": await h.cashout("eli", "600", "wallet", "e@example.com"),
+                    "cancelled": await h.cashout("fay", "600", "wallet", "f@example.com"),
+                    "insufficient": await h.cashout("gus", "10", "wallet", "g@example.com"),
+                    "identity_rejected": await h.cashout("zoe", "60", "wallet", "z@example.com"),
+                }
+                for name in ("review_approved", "review_rejected", "cancelled"):
+                    await h.wait_stage(runs[name].request_id, Stage.AWAITING_REVIEW)
+                await h.client.approve(runs["review_approved"].request_id, reviewer="mallory")
+                await h.client.review(
+                    runs["review_approved"].request_id, reviewer="bob", decision="approve"
+                )
+                await h.client.reject(
+                    runs["review_rejected"].request_id, reviewer="carol", reason="pattern"
+                )
+                await h.client.cancel(runs["cancelled"].request_id, requested_by="fay")
+                for name, ticket in runs.items():
+                    await h.result(ticket.request_id)
+                    handle = env.client.get_workflow_handle(ticket.workflow_id)
+                    history = await handle.fetch_history()
+                    (OUT / f"{name}.json").write_text(history.to_json())
+                    print("recorded", name)
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(record())

@@ -1,0 +1,148 @@
+"""The cash-out commands as a reviewer or operator runs them, and the real `temporal` CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from payouts import devserver
+from payouts.models import Stage
+from tests.harness import Harness
+
+
+def run(h: Harness, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    environ = dict(os.environ)
+    environ.update(
+        {
+            "TEMPORAL_ADDRESS": h.temporal.service_client.config.target_host,
+            "PAYOUTS_DATA_DIR": str(data_dir),
+            "PAYOUTS_TASK_QUEUE": h.task_queue,
+        }
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "payouts", *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=60,
+    )
+
+
+async def in_thread(h: Harness, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI without blocking the event loop that drives the worker."""
+    return await asyncio.to_thread(run, h, data_dir, *args)
+
+
+async def test_cashout_review_and_status_commands(harness: Harness, tmp_path: Path) -> None:
+    """cashout starts it, review list shows it, review approve completes it, status tells."""
+    h = harness
+    h.fund("carol", "700.00")
+    started = await in_thread(
+        h,
+        tmp_path,
+        "cashout",
+        "carol",
+        "600",
+        "--method",
+        "wallet",
+        "--destination",
+        "carol@example.com",
+        "--request-id",
+        "cli-1",
+        "--json",
+    )
+    assert started.returncode == 0, started.stderr
+    assert json.loads(started.stdout)["quote"]["net"] == 590_900_000
+    await h.wait_stage("cli-1", Stage.AWAITING_REVIEW)
+    for _ in range(100):  # visibility is eventually consistent
+        listed = await in_thread(h, tmp_path, "review", "list", "--json")
+        if any(p["request_id"] == "cli-1" for p in json.loads(listed.stdout)):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("cli-1 never listed for review")
+    refused = await in_thread(h, tmp_path, "review", "approve", "cli-1", "--reviewer", "carol")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "error: reviewers cannot decide on their own cash-out"
+    approved = await in_thread(h, tmp_path, "review", "approve", "cli-1", "--reviewer", "bob")
+    assert approved.returncode == 0 and "review complete" in approved.stdout
+    await h.result("cli-1")
+    status = await in_thread(h, tmp_path, "status", "cli-1", "--json")
+    data = json.loads(status.stdout)
+    assert data["stage"] == "PAID" and data["reviews"][-1]["via"] == "cli"
+    shown = await in_thread(h, tmp_path, "status", "cli-1")
+    assert "PAID" in shown.stdout and "Timeline" in shown.stdout
+    missing = await in_thread(h, tmp_path, "status", "nope-1")
+    assert missing.returncode == 1 and "no cash-out with request id 'nope-1'" in missing.stderr
+
+
+async def test_cancel_command(harness: Harness, tmp_path: Path) -> None:
+    """cancel --by the payee ends a held cash-out and reports the released hold."""
+    h = harness
+    h.fund("pat", "700.00")
+    await h.cashout("pat", "600", "wallet", "pat@example.com", request_id="cli-2")
+    await h.wait_stage("cli-2", Stage.AWAITING_REVIEW)
+    done = await in_thread(h, tmp_path, "cancel", "cli-2", "--by", "pat", "--reason", "oops")
+    assert done.returncode == 0 and "CANCELLED" in done.stdout and "hold released" in done.stdout
+    again = await in_thread(h, tmp_path, "cancel", "cli-2", "--by", "pat")
+    assert again.returncode == 1 and "too late to cancel: the cash-out is CANCELLED" in again.stderr
+
+
+async def test_temporal_cli_signal_and_query(harness: Harness) -> None:
+    """A reviewer approves with `temporal workflow signal` (as from the UI) and an operator
+    reads the outcome with `temporal workflow query`."""
+    h = harness
+    h.fund("quinn", "700.00")
+    ticket = await h.cashout("quinn", "600", "wallet", "quinn@example.com")
+    await h.wait_stage(ticket.request_id, Stage.AWAITING_REVIEW)
+    address = h.temporal.service_client.config.target_host
+    cli = str(devserver.temporal_cli())
+    signal = await asyncio.to_thread(
+        subprocess.run,
+        [
+            cli,
+            "workflow",
+            "signal",
+            "--address",
+            address,
+            "--workflow-id",
+            ticket.workflow_id,
+            "--name",
+            "approve",
+            "--input",
+            '{"reviewer": "alice", "reason": "ok from the CLI"}',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert signal.returncode == 0, signal.stderr
+    await h.result(ticket.request_id)
+    query = await asyncio.to_thread(
+        subprocess.run,
+        [
+            cli,
+            "workflow",
+            "query",
+            "--address",
+            address,
+            "--workflow-id",
+            ticket.workflow_id,
+            "--name",
+            "status",
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert query.returncode == 0, query.stderr
+    answer = json.loads(query.stdout)
+    status = answer["queryResult"][0] if "queryResult" in answer else answer
+    assert status["stage"] == "PAID"
+    assert status["reviews"][0]["reviewer"] == "alice" and status["reviews"][0]["via"] == "signal"
