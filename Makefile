@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench chaos clean
+.PHONY: run test lint typecheck pytest bench chaos clean compile
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,7 +12,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# Bytecode for the workflow sandbox, which re-imports workflow modules for every run:
+# with PYTHONDONTWRITEBYTECODE set, nothing else would write it.
+compile: $(STAMP)
+	$(BIN)/python -m compileall -q payouts workflows activities worker.py starter.py
+
+run: compile
 	$(BIN)/payouts up --demo
 
 test: lint typecheck pytest
@@ -27,7 +32,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: compile
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:

@@ -20,18 +20,19 @@ from payouts import facts, outbox, risk
 from payouts.errors import PayoutError
 from payouts.ledger import Ledger
 from payouts.models import (
+    BookPayout,
     DisburseInput,
     IdentityInput,
     IdentityResult,
     NotifyInput,
-    PostInput,
     RailResult,
-    ReserveInput,
+    ReleaseHold,
+    ReserveAndAssess,
+    Reserved,
     ReserveResult,
     RiskInput,
     RiskResult,
     SettlementInput,
-    VoidInput,
 )
 from payouts.providers.errors import RailTimeout
 from payouts.providers.identity import IdentityProvider
@@ -94,28 +95,34 @@ class CashoutActivities:
         self.fingerprint_key = fingerprint_key
 
     # ------------------------------------------------------------------ local: database
+    # Each is idempotent: every ledger write has a key from the workflow, the destination
+    # registry is an upsert and the outbox is keyed by event id, so a local activity that
+    # runs again after a crash changes nothing twice.
 
-    @activity.defn(name="reserve_funds")
+    @activity.defn(name="reserve_and_assess")
     @domain_errors
-    def reserve_funds(self, inp: ReserveInput) -> ReserveResult:
-        """Mature what is due for this user, then hold the gross (balance and limits)."""
-        self.ledger.mature_due(user_id=inp.user_id)
+    def reserve_and_assess(self, inp: ReserveAndAssess) -> Reserved:
+        """Mature what is due for this user, hold the gross (balance and limits), then
+        gather the fraud facts and score them."""
+        r = inp.reserve
+        self.ledger.mature_due(user_id=r.user_id)
         receipt = self.ledger.reserve(
-            key=inp.key,
-            hold_id=inp.hold_id,
-            user_id=inp.user_id,
-            currency=inp.currency,
-            amount=inp.amount,
-            daily_amount_limit=inp.daily_amount_limit,
-            daily_count_limit=inp.daily_count_limit,
+            key=r.key,
+            hold_id=r.hold_id,
+            user_id=r.user_id,
+            currency=r.currency,
+            amount=r.amount,
+            daily_amount_limit=r.daily_amount_limit,
+            daily_count_limit=r.daily_count_limit,
         )
-        return ReserveResult(
-            transaction_id=receipt.transaction_id, available_after=receipt.available_after
+        return Reserved(
+            reserve=ReserveResult(
+                transaction_id=receipt.transaction_id, available_after=receipt.available_after
+            ),
+            risk=self._assess(inp.risk, hold_id=r.hold_id),
         )
 
-    @activity.defn(name="assess_risk")
-    @domain_errors
-    def assess_risk(self, inp: RiskInput) -> RiskResult:
+    def _assess(self, inp: RiskInput, *, hold_id: str) -> RiskResult:
         fingerprint = facts.destination_fingerprint(inp.destination, self.fingerprint_key)
         found = facts.gather(
             self.ledger.db,
@@ -123,35 +130,44 @@ class CashoutActivities:
             currency=inp.currency,
             amount=inp.amount,
             fingerprint=fingerprint,
-            hold_id=f"cashout-{inp.request_id}",
+            hold_id=hold_id,
             as_of=inp.as_of,
         )
         score, reasons = risk.assess(found)
         return RiskResult(score=score, reasons=reasons)
 
-    @activity.defn(name="post_payout")
+    @activity.defn(name="book_payout")
     @domain_errors
-    def post_payout(self, inp: PostInput) -> int:
-        return self.ledger.post(
-            key=inp.key, hold_id=inp.hold_id, gross=inp.gross, fee=inp.fee
-        ).transaction_id
+    def book_payout(self, inp: BookPayout) -> int:
+        """The rail paid: held -> clearing and fees; then tell the platform."""
+        p = inp.post
+        tx = self.ledger.post(key=p.key, hold_id=p.hold_id, gross=p.gross, fee=p.fee)
+        self._record(inp.notify)
+        return tx.transaction_id
 
-    @activity.defn(name="void_hold")
+    @activity.defn(name="release_hold")
     @domain_errors
-    def void_hold(self, inp: VoidInput) -> int:
-        return self.ledger.void(key=inp.key, hold_id=inp.hold_id, reason=inp.reason).transaction_id
+    def release_hold(self, inp: ReleaseHold) -> int:
+        """No payout: held -> available; then tell the platform."""
+        v = inp.void
+        tx = self.ledger.void(key=v.key, hold_id=v.hold_id, reason=v.reason)
+        self._record(inp.notify)
+        return tx.transaction_id
 
     @activity.defn(name="notify")
     @domain_errors
     def notify(self, inp: NotifyInput) -> bool:
+        return self._record(inp)
+
+    def _record(self, n: NotifyInput) -> bool:
         return outbox.record(
             self.ledger.db,
-            event_id=inp.event_id,
-            request_id=inp.request_id,
-            user_id=inp.user_id,
-            stage=inp.stage.value,
-            payload=dict(inp.payload),
-            at=inp.at,
+            event_id=n.event_id,
+            request_id=n.request_id,
+            user_id=n.user_id,
+            stage=n.stage.value,
+            payload=dict(n.payload),
+            at=n.at,
         )
 
     # ------------------------------------------------------------------ the outside world
@@ -188,10 +204,9 @@ class CashoutActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [
-            self.reserve_funds,
-            self.assess_risk,
-            self.post_payout,
-            self.void_hold,
+            self.reserve_and_assess,
+            self.book_payout,
+            self.release_hold,
             self.notify,
             self.verify_identity,
             self.disburse,

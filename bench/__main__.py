@@ -12,7 +12,9 @@ from bench.common import postgres_reachable
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench")
-    parser.add_argument("--only", default="ledger", help="comma list of: ledger")
+    parser.add_argument("--only", default="ledger,cashout", help="comma list of: ledger, cashout")
+    parser.add_argument("--serial", type=int, default=60, help="cash-outs run one at a time")
+    parser.add_argument("--load", type=int, default=400, help="cash-outs run under load")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=10_000)
     args = parser.parse_args()
@@ -24,6 +26,11 @@ def main() -> int:
     )
     if "postgresql" not in kinds:
         print("PostgreSQL not reachable: its rows are left out")
+    if "cashout" in only:
+        from bench import cashout_bench
+
+        print()
+        print(cashout_bench.run(args.serial, args.load), flush=True)
     if "ledger" in only:
         from bench import ledger_bench
 

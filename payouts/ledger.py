@@ -504,6 +504,8 @@ class Ledger:
     ) -> MaturationResult:
         """Move every earning whose maturity time has come from pending to available."""
         now_us = to_epoch_us(now or self.clock())
+        if user_id is not None and key is None and not self._anything_due(user_id, now_us):
+            return MaturationResult(transaction_id=None, earnings=0, amount={})
         key = key or f"mature:{user_id or '*'}:{now_us}"
         chash = content_hash("mature", {"user_id": user_id, "now": now_us})
 
@@ -545,6 +547,20 @@ class Ledger:
 
         result, replayed = self._idempotent(key, "mature", chash, run, empty_ok=True)
         return MaturationResult(**result, replayed=replayed)
+
+    def _anything_due(self, user_id: str, now_us: int) -> bool:
+        """A cheap read before the write: most cash-outs find nothing left to mature."""
+        with self.db.read_connection() as conn:
+            found = conn.execute(
+                select(_EARN.c.id)
+                .where(
+                    _EARN.c.user_id == user_id,
+                    _EARN.c.mature_tx_id.is_(None),
+                    _EARN.c.matures_at <= now_us,
+                )
+                .limit(1)
+            ).first()
+        return found is not None
 
     # ------------------------------------------------------------------ cash-outs
 

@@ -209,6 +209,32 @@ class NotifyInput(Frozen):
     payload: dict[str, str | int | None]
 
 
+class ReserveAndAssess(Frozen):
+    """One local activity: hold the money, then score the risk (two short DB steps)."""
+
+    reserve: ReserveInput
+    risk: RiskInput
+
+
+class Reserved(Frozen):
+    reserve: ReserveResult
+    risk: RiskResult
+
+
+class BookPayout(Frozen):
+    """One local activity: post the paid cash-out, then record the notification."""
+
+    post: PostInput
+    notify: NotifyInput
+
+
+class ReleaseHold(Frozen):
+    """One local activity: void the hold, then record the notification."""
+
+    void: VoidInput
+    notify: NotifyInput
+
+
 # ------------------------------------------------------------------ reviews and status
 
 

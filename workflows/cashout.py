@@ -12,9 +12,11 @@ disbursement and settlement checks are regular activities that heartbeat.
 Once the payout is handed to the rail (DISBURSING), nothing can cancel it: a payee's cancel
 is refused, and a Temporal cancellation only adds a note while the workflow sees the payout
 through to PAID or FAILED.
-"""
 
-from __future__ import annotations
+This module deliberately does not use `from __future__ import annotations`: the sandbox
+re-imports it for every run, and string annotations would be re-evaluated (compiled) for
+every signal, query and update handler each time.
+"""
 
 import asyncio
 import contextlib
@@ -23,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, NoReturn, TypeVar, cast
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
@@ -31,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from payouts.models import (
         CANCELLABLE,
         TERMINAL,
+        BookPayout,
         CancelRequest,
         CashoutInput,
         CashoutResult,
@@ -43,8 +46,10 @@ with workflow.unsafe.imports_passed_through():
         PostInput,
         RailResult,
         RailStatus,
+        ReleaseHold,
+        ReserveAndAssess,
+        Reserved,
         ReserveInput,
-        ReserveResult,
         ReviewDecision,
         ReviewRecord,
         ReviewRequest,
@@ -127,6 +132,8 @@ class CashoutWorkflow:
         self._rail: RailResult | None = None
         self._expected_arrival: datetime | None = None
         self._outcome = ""
+        self._published_stage = Stage.REQUESTED  # set by the client at start
+        self._published_risk: int | None = None
         q = inp.quote
         cur = q.currency
         self._note(
@@ -141,6 +148,7 @@ class CashoutWorkflow:
     async def run(self, inp: CashoutInput) -> CashoutResult:
         with contextlib.suppress(_Ended):
             await self._pipeline()
+        self._publish()
         return CashoutResult(
             request_id=inp.request.request_id, stage=self._stage, status=self.status()
         )
@@ -150,66 +158,56 @@ class CashoutWorkflow:
         req = inp.request
         cur = q.currency
 
-        # 1. reserve: balance check, limits, hold
+        # 1. reserve (balance check, limits, hold) and score the fraud risk
         try:
             reserved = await self._step(
                 lambda: _local(
-                    "reserve_funds",
-                    ReserveInput(
-                        key=self._key("reserve"),
-                        hold_id=self._hold_id(),
-                        user_id=req.user_id,
-                        currency=cur,
-                        amount=q.gross,
-                        daily_amount_limit=rules.currency_rules.daily_amount_limit,
-                        daily_count_limit=rules.daily_count,
+                    "reserve_and_assess",
+                    ReserveAndAssess(
+                        reserve=ReserveInput(
+                            key=self._key("reserve"),
+                            hold_id=self._hold_id(),
+                            user_id=req.user_id,
+                            currency=cur,
+                            amount=q.gross,
+                            daily_amount_limit=rules.currency_rules.daily_amount_limit,
+                            daily_count_limit=rules.daily_count,
+                        ),
+                        risk=RiskInput(
+                            request_id=req.request_id,
+                            user_id=req.user_id,
+                            currency=cur,
+                            amount=q.gross,
+                            destination=req.destination,
+                            as_of=workflow.now(),
+                        ),
                     ),
-                    ReserveResult,
-                )
+                    Reserved,
+                ),
+                local=True,
             )
         except FailureError as err:
-            await self._end(Stage.FAILED, _reason(err), void=False)
+            await self._end(Stage.FAILED, _reason(err))
         self._held = True
+        self._risk = reserved.risk
+        available = format_money(reserved.reserve.available_after, cur)
         self._enter(
-            Stage.RESERVED,
-            f"held {format_money(q.gross, cur)}; available after: "
-            f"{format_money(reserved.available_after, cur)}",
+            Stage.RESERVED, f"held {format_money(q.gross, cur)}; available after: {available}"
         )
         await self._stop_if_cancelled()
 
-        # 2. verify: identity (when the amount needs it) and fraud risk, side by side
-        identity_needed = needs_identity(rules, q.gross)
+        # 2. verify: fraud score (done above) and identity when the amount needs it
+        risk = self._risk
         self._enter(
             Stage.VERIFYING,
-            "checking identity and fraud risk"
-            if identity_needed
-            else "checking fraud risk (identity not required for this amount)",
+            f"risk score {risk.score}: {'; '.join(risk.reasons) or 'no risk signals'}",
         )
-        risk_task = asyncio.ensure_future(
-            _local(
-                "assess_risk",
-                RiskInput(
-                    request_id=req.request_id,
-                    user_id=req.user_id,
-                    currency=cur,
-                    amount=q.gross,
-                    destination=req.destination,
-                    as_of=workflow.now(),
-                ),
-                RiskResult,
-            )
-        )
-        if identity_needed:
+        if needs_identity(rules, q.gross):
             await self._verify_identity()
-        try:
-            self._risk = await self._step(lambda: risk_task)
-        except FailureError as err:
-            await self._end(Stage.FAILED, f"fraud check failed: {_reason(err)}")
-        workflow.upsert_search_attributes([search.RISK.value_set(self._risk.score)])
         await self._stop_if_cancelled()
 
         # 3. decide: auto-approve, review or reject
-        verdict, why, approvals = decide(rules, q.gross, self._risk.score)
+        verdict, why, approvals = decide(rules, q.gross, risk.score)
         self._decision = f"{verdict.value}: {why}"
         if verdict is Verdict.REJECT:
             await self._end(Stage.REJECTED, f"rejected by policy: {why}")
@@ -217,11 +215,10 @@ class CashoutWorkflow:
             await self._await_review(why, approvals)
 
         # 4. approved: last moment to cancel
-        hours = rules.expected_arrival_hours
-        self._expected_arrival = workflow.now() + timedelta(hours=hours)
+        self._expected_arrival = workflow.now() + timedelta(hours=rules.expected_arrival_hours)
         self._enter(
             Stage.APPROVED,
-            (self._decision if verdict is Verdict.AUTO_APPROVE else "approved by review"),
+            self._decision if verdict is Verdict.AUTO_APPROVE else "approved by review",
         )
         await self._stop_if_cancelled()
 
@@ -248,14 +245,10 @@ class CashoutWorkflow:
         )
         self._rail = rail
         if rail.status is not RailStatus.FAILED:
+            lookup = " (an ambiguous answer was resolved by asking the rail)"
             self._enter(
                 Stage.SENT,
-                f"rail reference {rail.reference}"
-                + (
-                    " (an ambiguous answer was resolved by asking the rail)"
-                    if rail.resolved_by_lookup
-                    else ""
-                ),
+                f"rail reference {rail.reference}" + (lookup if rail.resolved_by_lookup else ""),
             )
             if rail.settles_at is not None:
                 self._expected_arrival = rail.settles_at
@@ -267,20 +260,24 @@ class CashoutWorkflow:
                 f"the rail refused the payout: {rail.reason_code} {rail.reason}".strip(),
             )
 
-        # 6. paid: book it
+        # 6. paid: book it and tell the platform
+        outcome = f"paid {format_money(q.net, cur)} (fee {format_money(q.fee, cur)})"
         await self._step(
             lambda: _local(
-                "post_payout",
-                PostInput(key=self._key("post"), hold_id=self._hold_id(), gross=q.gross, fee=q.fee),
+                "book_payout",
+                BookPayout(
+                    post=PostInput(
+                        key=self._key("post"), hold_id=self._hold_id(), gross=q.gross, fee=q.fee
+                    ),
+                    notify=self._notification(Stage.PAID, outcome),
+                ),
                 int,
-            )
+            ),
+            local=True,
         )
         self._held = False
-        await self._end(
-            Stage.PAID,
-            f"paid {format_money(q.net, cur)} (fee {format_money(q.fee, cur)})",
-            void=False,
-        )
+        self._outcome = outcome
+        self._enter(Stage.PAID, outcome)
 
     # ------------------------------------------------------------------ steps
 
@@ -310,7 +307,7 @@ class CashoutWorkflow:
                     Stage.FAILED,
                     f"identity still pending after {rules.pending_timeout_hours} hours",
                 )
-            if not self._timeline or "identity pending" not in self._timeline[-1].note:
+            if "identity pending" not in self._timeline[-1].note:
                 self._note(
                     f"identity pending: {result.reason}; checking every "
                     f"{rules.poll_minutes} minutes"
@@ -322,10 +319,8 @@ class CashoutWorkflow:
         self._approvals_needed = approvals
         timeout = timedelta(hours=review.timeout_hours)
         self._review_deadline = workflow.now() + timeout
-        self._enter(
-            Stage.AWAITING_REVIEW,
-            f"{why}; {approvals} approval{'s' if approvals > 1 else ''} needed",
-        )
+        plural = "s" if approvals > 1 else ""
+        self._enter(Stage.AWAITING_REVIEW, f"{why}; {approvals} approval{plural} needed")
         try:
             await self._step(
                 lambda: workflow.wait_condition(
@@ -334,13 +329,13 @@ class CashoutWorkflow:
                 )
             )
         except TimeoutError:
+            hours = review.timeout_hours
             if review.timeout_action.value == "approve":
-                self._note(f"no decision within {review.timeout_hours} hours: approved by policy")
+                self._note(f"no decision within {hours} hours: approved by policy")
                 self._review_outcome = "approved"
             else:
                 await self._end(
-                    Stage.REJECTED,
-                    f"no decision within {review.timeout_hours} hours: rejected by policy",
+                    Stage.REJECTED, f"no decision within {hours} hours: rejected by policy"
                 )
         await self._stop_if_cancelled()
         if self._review_outcome == "rejected":
@@ -373,22 +368,56 @@ class CashoutWorkflow:
 
     # ------------------------------------------------------------------ endings
 
-    async def _end(self, stage: Stage, note: str, *, void: bool = True) -> NoReturn:
-        """Book a terminal stage: void the hold if one is held, notify, stop the pipeline."""
-        if void and self._held:
+    async def _end(self, stage: Stage, note: str) -> NoReturn:
+        """Book a terminal stage: release the hold if one is held, tell the platform, and
+        stop the pipeline."""
+        if self._held:
+            note += " (hold released)"
             await self._step(
                 lambda: _local(
-                    "void_hold",
-                    VoidInput(key=self._key("void"), hold_id=self._hold_id(), reason=note[:500]),
+                    "release_hold",
+                    ReleaseHold(
+                        void=VoidInput(
+                            key=self._key("void"), hold_id=self._hold_id(), reason=note[:500]
+                        ),
+                        notify=self._notification(stage, note),
+                    ),
                     int,
-                )
+                ),
+                local=True,
             )
             self._held = False
-            note += " (hold released)"
+        else:
+            try:
+                await self._step(
+                    lambda: _local("notify", self._notification(stage, note), bool), local=True
+                )
+            except FailureError as err:
+                self._note(f"could not record the notification: {_reason(err)}")
         self._outcome = note
         self._enter(stage, note)
-        await self._notify(stage)
         raise _Ended
+
+    def _notification(self, stage: Stage, outcome: str) -> NotifyInput:
+        q, req = self._in.quote, self._in.request
+        return NotifyInput(
+            event_id=self._key(f"notify:{stage.value}"),
+            request_id=req.request_id,
+            user_id=req.user_id,
+            stage=stage,
+            at=workflow.now(),
+            payload={
+                "request_id": req.request_id,
+                "user_id": req.user_id,
+                "stage": stage.value,
+                "currency": q.currency,
+                "gross": q.gross,
+                "fee": q.fee,
+                "net": q.net,
+                "outcome": outcome,
+                "rail_reference": self._rail.reference if self._rail else None,
+            },
+        )
 
     async def _stop_if_cancelled(self) -> None:
         """End as CANCELLED if a cancel was accepted (the payee's, or a Temporal cancel)."""
@@ -408,42 +437,19 @@ class CashoutWorkflow:
             return
         await self._stop_if_cancelled()
 
-    async def _notify(self, stage: Stage) -> None:
-        q, req = self._in.quote, self._in.request
-        payload: dict[str, str | int | None] = {
-            "request_id": req.request_id,
-            "user_id": req.user_id,
-            "stage": stage.value,
-            "currency": q.currency,
-            "gross": q.gross,
-            "fee": q.fee,
-            "net": q.net,
-            "outcome": self._outcome,
-            "rail_reference": self._rail.reference if self._rail else None,
-        }
-        try:
-            await _local(
-                "notify",
-                NotifyInput(
-                    event_id=self._key(f"notify:{stage.value}"),
-                    request_id=req.request_id,
-                    user_id=req.user_id,
-                    stage=stage,
-                    at=workflow.now(),
-                    payload=payload,
-                ),
-                bool,
-            )
-        except FailureError as err:
-            self._note(f"could not record the notification: {_reason(err)}")
-
-    async def _step(self, make: Callable[[], Awaitable[T]]) -> T:
+    async def _step(self, make: Callable[[], Awaitable[T]], *, local: bool = False) -> T:
         """Await one step to its end, even through a Temporal cancellation.
 
         A step is never cut off halfway (a reserve might have committed, a payout might be
         at the rail). A cancellation that arrives before disbursement becomes a cancel
         request, acted on at the next step boundary; after that it is refused.
+
+        Before a step that waits on the server (anything but a local activity), the stage
+        is published to the search attributes: stage changes inside one workflow task
+        reach visibility together anyway, so one upsert per task is enough.
         """
+        if not local:
+            self._publish()
         task = asyncio.ensure_future(make())
         while True:
             try:
@@ -457,6 +463,18 @@ class CashoutWorkflow:
                         self._note("workflow cancellation received: stopping after this step")
                 else:
                     self._note("workflow cancellation refused: the payout is already with the rail")
+
+    def _publish(self) -> None:
+        """Upsert the stage (and risk score) if they changed since the last upsert."""
+        updates: list[SearchAttributeUpdate[Any]] = []
+        if self._stage != self._published_stage:
+            updates.append(search.STAGE.value_set(self._stage.value))
+            self._published_stage = self._stage
+        if self._risk is not None and self._risk.score != self._published_risk:
+            updates.append(search.RISK.value_set(self._risk.score))
+            self._published_risk = self._risk.score
+        if updates:
+            workflow.upsert_search_attributes(updates)
 
     # ------------------------------------------------------------------ state
 
@@ -472,7 +490,6 @@ class CashoutWorkflow:
     def _enter(self, stage: Stage, note: str) -> None:
         self._stage = stage
         self._note(note)
-        workflow.upsert_search_attributes([search.STAGE.value_set(stage.value)])
         workflow.set_current_details(self._details())
 
     def _details(self) -> str:
