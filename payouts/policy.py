@@ -75,6 +75,22 @@ class FeeSchedule(_Frozen):
         return self
 
 
+class BatchCost(_Frozen):
+    """What the bank charges: per transfer sent alone, and per batch file."""
+
+    item_cost: DecimalAmount
+    batch_cost: DecimalAmount
+
+
+class BatchingPolicy(_Frozen):
+    """Bank transfers leave in batches: one file per currency at every cutoff."""
+
+    cutoff_minutes: Annotated[int, Field(gt=0, le=1440, strict=True)]
+    max_items: Annotated[int, Field(gt=0, le=9999, strict=True)]
+    return_window_days: Annotated[int, Field(ge=0, le=120, strict=True)]
+    costs: dict[str, BatchCost]
+
+
 class MethodPolicy(_Frozen):
     enabled: bool = True
     rounding: Rounding = Rounding.CEILING
@@ -82,6 +98,8 @@ class MethodPolicy(_Frozen):
     fees: dict[str, FeeSchedule]
     # Gift cards only: the face values a card can have, per currency (decimal strings).
     denominations: dict[str, list[DecimalAmount]] = Field(default_factory=dict)
+    # Bank transfers only: batching, costs and how long a return can still arrive.
+    batching: BatchingPolicy | None = None
 
 
 class CurrencyPolicy(_Frozen):
@@ -177,6 +195,15 @@ class Policy(_Frozen):
                 _whole_minor(where, code, {str(i): f for i, f in enumerate(faces)})
             if method is Method.GIFT_CARD and set(mp.denominations) != set(mp.fees):
                 raise ValueError(f"methods.{method.value}: every currency needs denominations")
+            if method is Method.BANK_TRANSFER:
+                if mp.batching is None:
+                    raise ValueError("methods.bank_transfer.batching: required")
+                for code in mp.fees:
+                    cost = mp.batching.costs.get(code)
+                    where = f"methods.bank_transfer.batching.costs.{code}"
+                    if cost is None:
+                        raise ValueError(f"{where}: every bank currency needs its costs")
+                    _whole_minor(where, code, cost.model_dump())
         ids = [r.id for r in self.reviewers]
         if len(ids) != len(set(ids)):
             raise ValueError("reviewers: reviewer ids must be unique")
@@ -217,6 +244,8 @@ class Policy(_Frozen):
             identity=self.identity,
             daily_count=self.limits.daily_count,
             reviewers={r.id: tuple(r.roles) for r in self.reviewers},
+            batch_cutoff_minutes=mp.batching.cutoff_minutes if mp.batching else None,
+            return_window_days=mp.batching.return_window_days if mp.batching else 0,
         )
 
 
@@ -235,6 +264,8 @@ class CashoutRules(_Frozen):
     identity: IdentityPolicy
     daily_count: int
     reviewers: dict[str, tuple[str, ...]]
+    batch_cutoff_minutes: int | None = None
+    return_window_days: int = 0
 
 
 def fee_for(fees: FeeSchedule, rounding: Rounding, currency: str, gross: int) -> int:

@@ -174,3 +174,93 @@ class Notification(SQLModel, table=True):
     created_at: datetime = _when()
     delivered_at: datetime | None = _when(nullable=True)
     attempts: int = 0
+    next_attempt_at: datetime | None = _when(nullable=True)
+    last_error: str | None = Field(default=None, max_length=500)
+
+
+class BankItem(SQLModel, table=True):
+    """One bank-transfer cash-out on its way through batches and the bank's answers.
+
+    status: queued -> sent -> accepted -> booked (-> returned), or rejected. `signalled` is
+    the last status the cash-out workflow was told about.
+    """
+
+    __tablename__ = "bank_items"
+    __table_args__ = (Index("ix_bank_items_status", "status", "currency", "queued_at"),)
+
+    end_to_end_id: str = Field(primary_key=True, max_length=35)
+    workflow_id: str = Field(max_length=200, unique=True)
+    request_id: str = Field(max_length=100)
+    user_id: str = Field(max_length=128)
+    currency: str = Field(max_length=3)
+    amount: int = _money()
+    iban: str = Field(max_length=34)
+    bic: str | None = Field(default=None, max_length=11)
+    holder_name: str = Field(max_length=140)
+    status: str = Field(max_length=16)
+    batch_id: str | None = Field(default=None, max_length=35, index=True)
+    reason_code: str | None = Field(default=None, max_length=8)
+    reason: str | None = Field(default=None, max_length=200)
+    queued_at: datetime = _when()
+    updated_at: datetime = _when()
+    signalled: str = Field(default="", max_length=16)
+
+
+class BankBatch(SQLModel, table=True):
+    """One pain.001 file: the transfers of one currency up to one cutoff."""
+
+    __tablename__ = "bank_batches"
+
+    id: str = Field(primary_key=True, max_length=35)
+    currency: str = Field(max_length=3)
+    created_at: datetime = _when(index=True)
+    items: int
+    total: int = _money()
+    file_name: str = Field(max_length=200)
+    status: str = Field(max_length=16)  # created | submitted
+    unbatched_cost: int = _money()  # what the items would have cost one by one
+    batch_cost: int = _money()
+    fee_saved: int = _money()
+
+
+class BankReportFile(SQLModel, table=True):
+    """A report from the bank (pain.002, camt.054), applied once."""
+
+    __tablename__ = "bank_report_files"
+
+    name: str = Field(primary_key=True, max_length=200)
+    kind: str = Field(max_length=16)
+    message_id: str = Field(max_length=35)
+    items: int
+    received_at: datetime = _when()
+
+
+class GiftCard(SQLModel, table=True):
+    """A gift card issued to a payee; the code is stored encrypted and shown once."""
+
+    __tablename__ = "gift_cards"
+    __table_args__ = (UniqueConstraint("request_id", "seq", name="uq_gift_card"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: str = Field(max_length=100, index=True)
+    user_id: str = Field(max_length=128)
+    seq: int
+    currency: str = Field(max_length=3)
+    face_value: int = _money()
+    provider_ref: str = Field(max_length=64)
+    code_ciphertext: str
+    last4: str = Field(max_length=4)
+    issued_at: datetime = _when()
+    revealed_at: datetime | None = _when(nullable=True)
+
+
+class WebhookEvent(SQLModel, table=True):
+    """Webhook events received from rails, kept for de-duplication and audit."""
+
+    __tablename__ = "webhook_events"
+
+    event_id: str = Field(primary_key=True, max_length=100)
+    source: str = Field(max_length=32)
+    reference: str = Field(max_length=200)
+    kind: str = Field(max_length=64)
+    received_at: datetime = _when()
