@@ -43,9 +43,9 @@ async def start(args: argparse.Namespace) -> dict[str, object]:
         "quote": ticket.quote.model_dump(mode="json"),
     }
     if args.wait:
-        result = await client.result(ticket.request_id)
-        answer["stage"] = result.stage.value
-        answer["outcome"] = result.status.outcome
+        status = await client.wait(ticket.request_id)
+        answer["stage"] = status.stage.value
+        answer["outcome"] = status.outcome
     return answer
 
 

@@ -17,18 +17,41 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.bank import BankActivities
 from activities.cashout import CashoutActivities
+from activities.ops import OpsActivities
+from payouts.bank.iso20022 import Party
 from payouts.client import connect
 from payouts.db import Database
 from payouts.ledger import Ledger
 from payouts.policy import Policy
+from payouts.providers.bank_sandbox import BankTiming, SandboxBank
+from payouts.providers.giftcards import SandboxGiftCards
 from payouts.providers.identity import SandboxIdentity
-from payouts.providers.rails import Faults, SandboxRails
 from payouts.providers.sandbox_db import SandboxDB
+from payouts.providers.wallet_client import WalletClient
 from payouts.settings import Settings
+from payouts.vault import Vault
+from workflows.bank import BankBatchWorkflow, BankReportsWorkflow
 from workflows.cashout import CashoutWorkflow
+from workflows.ops import NotificationsWorkflow, ReconcileWorkflow
 
-PASSTHROUGH = ("payouts", "activities", "pydantic", "pydantic_core", "annotated_types", "schwifty")
+WORKFLOWS = [
+    CashoutWorkflow,
+    BankBatchWorkflow,
+    BankReportsWorkflow,
+    NotificationsWorkflow,
+    ReconcileWorkflow,
+]
+PASSTHROUGH = (
+    "payouts",
+    "activities",
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "schwifty",
+    "anyascii",
+)
 
 
 class Stack:
@@ -44,32 +67,68 @@ class Stack:
         self.identity = SandboxIdentity(
             self.sandbox, default_pending_seconds=settings.sandbox_identity_pending_seconds
         )
-        self.rails = SandboxRails(
-            self.sandbox,
-            faults=Faults(
-                seed=settings.sandbox_seed,
-                transient_rate=settings.sandbox_transient_rate,
-                timeout_rate=settings.sandbox_timeout_rate,
-                latency_ms=settings.sandbox_latency_ms,
-            ),
-            bank_settle_seconds=settings.sandbox_bank_settle_seconds,
+        self.wallet = WalletClient(
+            settings.wallet_api_url or f"http://127.0.0.1:{settings.wallet_port}",
+            settings.wallet_api_key,
+            timeout=settings.wallet_timeout_seconds,
         )
+        self.gift_cards = SandboxGiftCards(
+            self.sandbox, seed=settings.sandbox_seed, transient_rate=settings.sandbox_transient_rate
+        )
+        self.bank = SandboxBank(
+            self.sandbox,
+            account=self.debtor,
+            timing=BankTiming(
+                ack_seconds=settings.sandbox_bank_ack_seconds,
+                book_seconds=settings.sandbox_bank_settle_seconds,
+                return_seconds=settings.sandbox_bank_return_seconds,
+            ),
+            seed=settings.sandbox_seed,
+            reject_rate=settings.sandbox_bank_reject_rate,
+            return_rate=settings.sandbox_bank_return_rate,
+        )
+        self.vault = Vault(settings.vault_keys())
         self.activities = CashoutActivities(
             ledger=self.ledger,
             identity=self.identity,
-            rail=self.rails,
+            wallet=self.wallet,
+            gift_cards=self.gift_cards,
+            vault=self.vault,
             fingerprint_key=settings.secret_key.encode(),
+        )
+        self.bank_activities = BankActivities(
+            ledger=self.ledger,
+            policy=self.policy,
+            bank=self.bank,
+            files_dir=settings.bank_dir,
+            debtor=self.debtor,
+        )
+        self.ops_activities = OpsActivities(
+            db=self.db,
+            settings=settings,
+            wallet=self.wallet,
+            gift_cards=self.gift_cards,
+            bank=self.bank,
         )
         self.executor = ThreadPoolExecutor(
             max_workers=settings.worker_threads, thread_name_prefix="activity"
         )
 
+    @property
+    def debtor(self) -> Party:
+        s = self.settings
+        return Party(s.bank_debtor_name, s.bank_debtor_iban, s.bank_debtor_bic)
+
     def worker(self, client: Client, *, task_queue: str | None = None) -> Worker:
         return Worker(
             client,
             task_queue=task_queue or self.settings.task_queue,
-            workflows=[CashoutWorkflow],
-            activities=self.activities.all(),
+            workflows=WORKFLOWS,
+            activities=[
+                *self.activities.all(),
+                *self.bank_activities.all(),
+                *self.ops_activities.all(),
+            ],
             activity_executor=self.executor,
             max_concurrent_activities=self.settings.worker_threads,
             max_concurrent_local_activities=self.settings.worker_threads,

@@ -1,9 +1,10 @@
 """Cash-out activities: open the I/O, call the domain, translate errors.
 
 Each domain refusal (`PayoutError` that is not retryable) becomes a non-retryable
-`ApplicationError` whose type is the error's stable code; transient faults stay retryable.
-Database steps are synchronous (they run in the worker's thread pool, as local activities);
-calls to the outside world are async and heartbeat while they wait.
+`ApplicationError` whose type is the error's stable code; transient faults stay retryable
+(a 429's Retry-After becomes the next retry delay). Database steps are synchronous and run
+as local activities in the worker's thread pool; calls to the outside world are async and
+heartbeat while they wait.
 """
 
 from __future__ import annotations
@@ -11,39 +12,51 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from payouts import facts, outbox, risk
+from payouts import facts, giftcards, outbox, risk
+from payouts.bank import book
 from payouts.errors import PayoutError
 from payouts.ledger import Ledger
 from payouts.models import (
+    BankEnqueue,
     BookPayout,
-    DisburseInput,
+    GiftCardsInput,
+    GiftCardsIssued,
     IdentityInput,
     IdentityResult,
     NotifyInput,
-    RailResult,
     ReleaseHold,
     ReserveAndAssess,
     Reserved,
     ReserveResult,
+    ReversePayout,
     RiskInput,
     RiskResult,
-    SettlementInput,
+    WalletPayout,
+    WalletPayoutInput,
 )
 from payouts.providers.errors import RailTimeout
+from payouts.providers.giftcards import SandboxGiftCards
 from payouts.providers.identity import IdentityProvider
-from payouts.providers.rails import Rail
+from payouts.providers.wallet_client import RailRetryAfter, WalletClient, WalletPayoutRecord
+from payouts.vault import Vault
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
 def _application_error(exc: PayoutError) -> ApplicationError:
-    return ApplicationError(exc.message, type=exc.code, non_retryable=not exc.retryable)
+    delay = None
+    if isinstance(exc, RailRetryAfter):
+        delay = timedelta(seconds=exc.retry_after)
+    return ApplicationError(
+        exc.message, type=exc.code, non_retryable=not exc.retryable, next_retry_delay=delay
+    )
 
 
 def domain_errors(fn: Callable[P, T]) -> Callable[P, T]:
@@ -59,16 +72,6 @@ def domain_errors(fn: Callable[P, T]) -> Callable[P, T]:
     return wrapper
 
 
-async def _in_thread_with_heartbeat(fn: Callable[..., T], *args: Any) -> T:
-    """Run a blocking provider call in a thread, heartbeating until it returns."""
-    task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=1.0)
-        if done:
-            return task.result()
-        activity.heartbeat()
-
-
 def async_domain_errors(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -80,24 +83,51 @@ def async_domain_errors(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[
     return wrapper
 
 
+async def heartbeating(awaitable: Awaitable[T]) -> T:
+    """Await a call to the outside world, heartbeating every second until it answers."""
+    task = asyncio.ensure_future(awaitable)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=1.0)
+        if done:
+            return task.result()
+        activity.heartbeat()
+
+
+def _in_thread(fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+    return heartbeating(asyncio.to_thread(fn, *args))
+
+
+def _payout(record: WalletPayoutRecord, *, looked_up: bool = False) -> WalletPayout:
+    return WalletPayout(
+        id=record.id,
+        status=record.status,
+        failure_reason=record.failure_reason,
+        resolved_by_lookup=looked_up,
+    )
+
+
 class CashoutActivities:
     def __init__(
         self,
         *,
         ledger: Ledger,
         identity: IdentityProvider,
-        rail: Rail,
+        wallet: WalletClient,
+        gift_cards: SandboxGiftCards,
+        vault: Vault,
         fingerprint_key: bytes,
     ) -> None:
         self.ledger = ledger
         self.identity = identity
-        self.rail = rail
+        self.wallet = wallet
+        self.gift_cards = gift_cards
+        self.vault = vault
         self.fingerprint_key = fingerprint_key
 
     # ------------------------------------------------------------------ local: database
     # Each is idempotent: every ledger write has a key from the workflow, the destination
-    # registry is an upsert and the outbox is keyed by event id, so a local activity that
-    # runs again after a crash changes nothing twice.
+    # registry and the batch book are upserts, the outbox is keyed by event id, so a local
+    # activity that runs again after a crash changes nothing twice.
 
     @activity.defn(name="reserve_and_assess")
     @domain_errors
@@ -154,6 +184,15 @@ class CashoutActivities:
         self._record(inp.notify)
         return tx.transaction_id
 
+    @activity.defn(name="reverse_payout")
+    @domain_errors
+    def reverse_payout(self, inp: ReversePayout) -> int:
+        """The rail returned a paid payout: the money goes back to available."""
+        r = inp.reverse
+        tx = self.ledger.reverse(key=r.key, hold_id=r.hold_id, reason=r.reason)
+        self._record(inp.notify)
+        return tx.transaction_id
+
     @activity.defn(name="notify")
     @domain_errors
     def notify(self, inp: NotifyInput) -> bool:
@@ -170,45 +209,101 @@ class CashoutActivities:
             at=n.at,
         )
 
+    @activity.defn(name="enqueue_bank_transfer")
+    @domain_errors
+    def enqueue_bank_transfer(self, inp: BankEnqueue) -> str:
+        """Put the transfer in the batch book; the next cutoff sends it."""
+        d = inp.destination
+        return book.enqueue(
+            self.ledger.db,
+            workflow_id=inp.workflow_id,
+            request_id=inp.request_id,
+            user_id=inp.user_id,
+            currency=inp.currency,
+            amount=inp.amount,
+            iban=d.iban,
+            bic=d.bic,
+            holder_name=d.holder_name,
+            at=inp.at,
+        )
+
     # ------------------------------------------------------------------ the outside world
 
     @activity.defn(name="verify_identity")
     @async_domain_errors
     async def verify_identity(self, inp: IdentityInput) -> IdentityResult:
-        return await _in_thread_with_heartbeat(self.identity.check, inp.user_id, inp.checked_at)
+        return await _in_thread(self.identity.check, inp.user_id, inp.checked_at)
 
-    @activity.defn(name="disburse")
+    @activity.defn(name="send_wallet_payout")
     @async_domain_errors
-    async def disburse(self, inp: DisburseInput) -> RailResult:
-        """Send the payout once in effect: a retry first asks the rail what it already has."""
+    async def send_wallet_payout(self, inp: WalletPayoutInput) -> WalletPayout:
+        """Pay once in effect: a retry, or an answer lost in a timeout, is resolved by asking
+        the provider what it has under the idempotency key before sending again."""
         if activity.info().attempt > 1:
-            known = await _in_thread_with_heartbeat(self.rail.lookup, inp.key)
+            known = await heartbeating(self.wallet.find(inp.key))
             if known is not None:
-                return known.model_copy(update={"resolved_by_lookup": True})
+                return _payout(known, looked_up=True)
         try:
-            return await _in_thread_with_heartbeat(self.rail.send, inp)
+            record = await heartbeating(
+                self.wallet.send(
+                    key=inp.key,
+                    reference=inp.reference,
+                    wallet_id=inp.wallet_id,
+                    amount=inp.amount,
+                    currency=inp.currency,
+                )
+            )
         except RailTimeout as exc:
-            known = await _in_thread_with_heartbeat(self.rail.lookup, inp.key)
+            known = await heartbeating(self.wallet.find(inp.key))
             if known is not None:
-                activity.logger.info("ambiguous rail timeout resolved by lookup: applied")
-                return known.model_copy(update={"resolved_by_lookup": True})
+                activity.logger.info("ambiguous wallet timeout resolved by lookup: applied")
+                return _payout(known, looked_up=True)
             raise ApplicationError(
-                f"{exc.message}; the rail has no record of it, sending again",
-                type=exc.code,
+                f"{exc.message}; the provider has no record of it, sending again", type=exc.code
             ) from exc
+        return _payout(record)
 
-    @activity.defn(name="check_settlement")
+    @activity.defn(name="wallet_payout_status")
     @async_domain_errors
-    async def check_settlement(self, inp: SettlementInput) -> RailResult:
-        return await _in_thread_with_heartbeat(self.rail.status, inp.key, inp.as_of)
+    async def wallet_payout_status(self, payout_id: str) -> WalletPayout:
+        return _payout(await heartbeating(self.wallet.get(payout_id)))
+
+    @activity.defn(name="issue_gift_cards")
+    @async_domain_errors
+    async def issue_gift_cards(self, inp: GiftCardsInput) -> GiftCardsIssued:
+        """Issue the cards and keep their codes encrypted; only their last 4 digits leave
+        this activity (codes never enter workflow history)."""
+        cards = await _in_thread(
+            lambda: self.gift_cards.issue(
+                key=inp.key,
+                reference=f"cashout-{inp.request_id}",
+                currency=inp.currency,
+                faces=inp.cards,
+                at=inp.at,
+            )
+        )
+        last4 = await _in_thread(
+            lambda: giftcards.store(
+                self.ledger.db,
+                self.vault,
+                request_id=inp.request_id,
+                user_id=inp.user_id,
+                cards=cards,
+                at=inp.at,
+            )
+        )
+        return GiftCardsIssued(count=len(cards), last4=tuple(last4))
 
     def all(self) -> list[Callable[..., Any]]:
         return [
             self.reserve_and_assess,
             self.book_payout,
             self.release_hold,
+            self.reverse_payout,
             self.notify,
+            self.enqueue_bank_transfer,
             self.verify_identity,
-            self.disburse,
-            self.check_settlement,
+            self.send_wallet_payout,
+            self.wallet_payout_status,
+            self.issue_gift_cards,
         ]

@@ -36,6 +36,7 @@ from payouts import search, validation
 from payouts.errors import InvalidInput, InvalidState, NotFound, PayoutError
 from payouts.fees import Quote, quote_with_rules
 from payouts.models import (
+    TERMINAL,
     CancelRequest,
     CashoutInput,
     CashoutResult,
@@ -225,6 +226,24 @@ class PayoutsClient:
             return result
         except RPCError as exc:
             raise _translate(exc, request_id) from None
+
+    async def wait(
+        self,
+        request_id: str,
+        *,
+        poll: float = 0.5,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> CashoutStatus:
+        """Wait until the cash-out reaches a terminal stage (PAID counts, although a bank
+        transfer's workflow stays open for its return window) and return its status."""
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        while True:
+            status = await self.status(request_id)
+            if status.stage in TERMINAL:
+                return status
+            if deadline is not None and asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"cash-out {request_id!r} is still {status.stage.value}")
+            await asyncio.sleep(poll)
 
     async def result(self, request_id: str) -> CashoutResult:
         handle = self.client.get_workflow_handle(

@@ -12,6 +12,8 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from schwifty import IBAN
+
 from payouts.client import PayoutsClient, Ticket
 from payouts.ledger import EarningRow, Ledger
 from payouts.models import IdentityStatus
@@ -47,8 +49,17 @@ PAYEES = (
     Payee("dev", "Dev Patel", "EUR", 15000),
     Payee("eve", "Eve Larsen", "USD", 40000),
     Payee("fay", "Fay Nakamura", "USD", 3000),
+    Payee("gus", "Gus Grimm", "USD", 3000),
+    Payee("hana", "Hana Sato", "USD", 3000),
     Payee("kyc-reject-zoe", "Zoe Quinn", "USD", 5000, IdentityStatus.REJECTED),
 )
+
+
+def sandbox_iban(last4: str) -> str:
+    """A valid German IBAN whose account number ends in `last4` (the sandbox bank's
+    outcome codes: 0404 closed account, 0606 returned after booking)."""
+    return IBAN.generate("DE", bank_code="37040044", account_code="053201" + last4).compact
+
 
 CASHOUTS = (
     DemoCashout(
@@ -181,6 +192,21 @@ async def _until_past_verifying(client: PayoutsClient, request_id: str) -> None:
         if status.risk_score is not None:
             return
         await asyncio.sleep(0.1)
+
+
+def hints(started: list[tuple[DemoCashout, Ticket]]) -> str:
+    ids = {c.user_id: t.request_id for c, t in started}
+    return (
+        "\nin another terminal (with .venv/bin on PATH):\n"
+        "  payouts review list\n"
+        f"  payouts review approve {ids['dev']} --reviewer alice\n"
+        f"  payouts review approve {ids['eve']} --reviewer bob      (then --reviewer alice)\n"
+        f"  payouts status {ids['hana']}                 (watch it become RETURNED)\n"
+        f"  payouts giftcodes {ids['chloe']} --user chloe   (shown once)\n"
+        "  payouts batches                                 (bank files and fees saved)\n"
+        "  payouts reconcile --date today\n"
+        "  payouts balance ana"
+    )
 
 
 def describe(started: list[tuple[DemoCashout, Ticket]]) -> list[str]:

@@ -7,7 +7,7 @@ always deserialises the same way on replay. Rules on what a request may contain 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -152,41 +152,6 @@ class RiskResult(Frozen):
     reasons: tuple[str, ...]
 
 
-class RailStatus(StrEnum):
-    ACCEPTED = "accepted"  # taken by the rail, not yet settled
-    PAID = "paid"
-    FAILED = "failed"
-    RETURNED = "returned"
-
-
-class DisburseInput(Frozen):
-    key: str  # idempotency key at the rail, derived from the workflow id
-    request_id: str
-    user_id: str
-    method: Method
-    currency: str
-    amount: int  # net: what reaches the payee
-    destination: Destination
-    cards: tuple[int, ...] = ()
-    sent_at: datetime
-
-
-class RailResult(Frozen):
-    key: str
-    reference: str
-    status: RailStatus
-    reason_code: str = ""
-    reason: str = ""
-    settles_at: datetime | None = None
-    resolved_by_lookup: bool = False
-
-
-class SettlementInput(Frozen):
-    key: str
-    method: Method
-    as_of: datetime
-
-
 class PostInput(Frozen):
     key: str
     hold_id: str
@@ -310,3 +275,117 @@ class CashoutResult(Frozen):
     request_id: str
     stage: Stage
     status: CashoutStatus
+
+
+# ------------------------------------------------------------------ rails (issue: real rails)
+
+
+class BankEnqueue(Frozen):
+    workflow_id: str
+    request_id: str
+    user_id: str
+    currency: str
+    amount: int  # net
+    destination: BankAccount
+    at: datetime
+
+
+class BankEvent(Frozen):
+    """What the bank said about one transfer: sent | accepted | rejected | booked | returned."""
+
+    kind: str
+    end_to_end_id: str
+    batch_id: str | None = None
+    code: str = ""
+    reason: str = ""
+
+
+class BankSignal(Frozen):
+    workflow_id: str
+    event: BankEvent
+
+
+class BatchSummary(Frozen):
+    batch_id: str
+    currency: str
+    items: int
+    total: int
+    fee_saved: int
+    file_name: str
+
+
+class BankCycle(Frozen):
+    batches: tuple[BatchSummary, ...] = ()
+    report_files: int = 0
+    items_moved: int = 0
+    signalled: int = 0
+    late: int = 0
+
+
+class WalletPayoutInput(Frozen):
+    key: str
+    reference: str  # the workflow id: how webhooks find their way back
+    wallet_id: str
+    amount: int  # net, micros
+    currency: str
+
+
+class WalletPayout(Frozen):
+    id: str
+    status: str  # pending | completed | failed
+    failure_reason: str | None = None
+    resolved_by_lookup: bool = False
+
+
+class WalletEvent(Frozen):
+    """A verified webhook event from the wallet provider (signal `wallet_event`)."""
+
+    event_id: str
+    type: str
+    payout_id: str
+    status: str
+    failure_reason: str | None = None
+
+
+class GiftCardsInput(Frozen):
+    key: str
+    request_id: str
+    user_id: str
+    currency: str
+    cards: tuple[int, ...]
+    at: datetime
+
+
+class GiftCardsIssued(Frozen):
+    count: int
+    last4: tuple[str, ...]
+
+
+class DeliveryResult(Frozen):
+    delivered: int
+    failed: int
+
+
+class ReconcileInput(Frozen):
+    day: date
+    as_of: datetime
+
+
+class ReconcileResult(Frozen):
+    day: date
+    checked: int
+    mismatches: int
+    report_file: str
+
+
+class ReverseInput(Frozen):
+    key: str
+    hold_id: str
+    reason: str
+
+
+class ReversePayout(Frozen):
+    """One local activity: reverse a returned payout, then record the notification."""
+
+    reverse: ReverseInput
+    notify: NotifyInput

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from anyascii import anyascii
+
 from payouts.money import format_money
 from payouts.policy import CashoutRules
 
@@ -79,3 +81,17 @@ def refusal(
         if last and not seniors and "senior" not in roles:
             return "one of the two approvals must come from a senior reviewer"
     return None
+
+
+def _name_tokens(name: str) -> list[str]:
+    plain = anyascii(name).casefold()  # é -> e, Ł -> L, ß -> ss, 李 -> Li
+    return "".join(c if c.isalnum() else " " for c in plain).split()
+
+
+def names_match(holder: str, legal: str) -> bool:
+    """Does the bank account holder's name match the verified identity's name?
+
+    Tolerant of case, accents, punctuation and word order ("MARTIN, Chloe" matches
+    "Chloé Martin"); nothing else (a missing or extra name is a mismatch).
+    """
+    return sorted(_name_tokens(holder)) == sorted(_name_tokens(legal))

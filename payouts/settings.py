@@ -39,12 +39,60 @@ class Settings(BaseSettings):
         description="Keys the destination fingerprints (HMAC); set a real secret in production.",
     )
     worker_threads: int = Field(default=32, ge=1, description="Threads for database activities.")
-    # The sandbox rails and identity provider (the "outside world" of the embedded stack).
-    sandbox_seed: int = Field(default=0, description="Seed of the sandbox's injected faults.")
-    sandbox_transient_rate: float = Field(default=0.0, ge=0, le=1)
-    sandbox_timeout_rate: float = Field(default=0.0, ge=0, le=1)
-    sandbox_latency_ms: int = Field(default=0, ge=0)
+
+    # --- the platform we report to
+    platform_webhook_url: str | None = Field(
+        default=None,
+        description="Where terminal stages are POSTed; `payouts up` defaults it "
+        "to the platform sandbox.",
+    )
+    platform_webhook_secret: str = Field(default="dev-platform-secret")
+    notify_interval_seconds: int = Field(default=10, ge=1)
+
+    # --- the wallet provider (default: the sandbox `payouts up` starts)
+    wallet_api_url: str | None = Field(default=None)
+    wallet_api_key: str = Field(default="sk_sandbox")
+    wallet_webhook_secret: str = Field(default="whsec_sandbox")
+    wallet_timeout_seconds: float = Field(default=10.0, gt=0)
+    wallet_port: int = Field(default=8711, ge=0, description="The wallet sandbox's port.")
+    webhook_port: int = Field(default=8712, ge=0, description="Our webhook ingress port.")
+    platform_port: int = Field(default=8713, ge=0, description="The platform sandbox's port.")
+
+    # --- the bank
+    bank_debtor_name: str = Field(default="Payouts Platform Ltd")
+    bank_debtor_iban: str = Field(default="GB33BUKB20201555555555")
+    bank_debtor_bic: str = Field(default="BUKBGB22")
+    bank_poll_seconds: int = Field(
+        default=15, ge=1, description="How often bank reports are fetched."
+    )
+
+    # --- gift card codes at rest
+    gift_code_keys: str = Field(
+        default="",
+        description="Comma-separated Fernet keys; the first encrypts, all decrypt. "
+        "Default: derived from secret_key.",
+    )
+
+    # --- reconciliation
+    held_too_long_hours: int = Field(default=72, ge=1)
+
+    # --- the sandboxes (the "outside world" of the embedded stack)
+    sandbox_seed: int = Field(default=0, description="Seed of the sandboxes' injected faults.")
+    sandbox_transient_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Wallet 503s and gift card provider refusals."
+    )
+    sandbox_throttle_rate: float = Field(default=0.0, ge=0, le=1, description="Wallet 429s.")
+    sandbox_timeout_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Wallet answers that come too late."
+    )
+    sandbox_webhook_duplicate_rate: float = Field(default=0.0, ge=0, le=1)
+    sandbox_webhook_reorder_rate: float = Field(default=0.0, ge=0, le=1)
+    sandbox_wallet_complete_seconds: float = Field(default=0.5, ge=0)
+    sandbox_bank_ack_seconds: int = Field(default=5, ge=0)
     sandbox_bank_settle_seconds: int = Field(default=60, ge=0)
+    sandbox_bank_return_seconds: int = Field(default=3 * 86_400, ge=0)
+    sandbox_bank_reject_rate: float = Field(default=0.0, ge=0, le=1)
+    sandbox_bank_return_rate: float = Field(default=0.0, ge=0, le=1)
     sandbox_identity_pending_seconds: int = Field(default=7200, ge=0)
 
     @property
@@ -60,6 +108,21 @@ class Settings(BaseSettings):
     @property
     def temporal_db_path(self) -> Path:
         return self.data_dir.resolve() / "temporal.sqlite3"
+
+    @property
+    def bank_dir(self) -> Path:
+        """pain.001 files in `outbound/`, the bank's reports in `inbound/`."""
+        return self.data_dir.resolve() / "bank"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir.resolve() / "reports"
+
+    def vault_keys(self) -> list[str]:
+        from payouts.vault import derived_key
+
+        keys = [k.strip() for k in self.gift_code_keys.split(",") if k.strip()]
+        return keys or [derived_key(self.secret_key, "gift-codes")]
 
     def load_policy(self) -> Policy:
         return load_policy(self.policy)

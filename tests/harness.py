@@ -17,16 +17,22 @@ from payouts.client import PayoutsClient, Ticket
 from payouts.ledger import EarningRow
 from payouts.models import CashoutResult, CashoutStatus, Stage
 from payouts.money import parse_micros
+from payouts.providers.platform_sandbox import PlatformSandbox
+from payouts.providers.wallet_sandbox import WalletSandbox
 from payouts.settings import Settings
+from payouts.stack import Sidecars, resolve_ports, sidecars
 from payouts.tables import to_epoch_us
 from worker import Stack
 
 
 class Harness:
-    def __init__(self, env: WorkflowEnvironment, stack: Stack, task_queue: str) -> None:
+    def __init__(
+        self, env: WorkflowEnvironment, stack: Stack, task_queue: str, cars: Sidecars
+    ) -> None:
         self.env = env
         self.stack = stack
         self.task_queue = task_queue
+        self.cars = cars
         self.client = PayoutsClient(env.client, policy=stack.policy, task_queue=task_queue)
 
     @classmethod
@@ -34,15 +40,57 @@ class Harness:
     async def running(
         cls, env: WorkflowEnvironment, data_dir: Path, **overrides: Any
     ) -> AsyncIterator[Harness]:
+        """A worker on its own task queue, with the wallet sandbox, our webhook ingress and
+        the platform sandbox on free ports; the bank answers within a second."""
         task_queue = f"tq-{uuid.uuid4().hex[:10]}"
-        overrides.setdefault("sandbox_bank_settle_seconds", 1)
-        settings = Settings(data_dir=data_dir, task_queue=task_queue, **overrides)
+        for key, value in (
+            ("sandbox_bank_settle_seconds", 1),
+            ("sandbox_bank_ack_seconds", 0),
+            ("wallet_port", 0),
+            ("webhook_port", 0),
+            ("platform_port", 0),
+            ("sandbox_wallet_complete_seconds", 0.05),
+            ("wallet_timeout_seconds", 2.0),
+        ):
+            overrides.setdefault(key, value)
+        settings = resolve_ports(Settings(data_dir=data_dir, task_queue=task_queue, **overrides))
         stack = Stack(settings)
         try:
-            async with stack.worker(env.client):
-                yield cls(env, stack, task_queue)
+            async with sidecars(settings, stack, env.client) as cars, stack.worker(env.client):
+                yield cls(env, stack, task_queue, cars)
         finally:
             stack.close()
+
+    @property
+    def wallet(self) -> WalletSandbox:
+        assert self.cars.wallet is not None
+        return self.cars.wallet
+
+    @property
+    def platform(self) -> PlatformSandbox:
+        assert self.cars.platform is not None
+        return self.cars.platform
+
+    async def run_workflow(
+        self, name: str, arg: Any = None, result_type: type | None = None
+    ) -> Any:
+        """Run one of the scheduled workflows now (as its schedule would).
+
+        The result is read through a plain handle: on the time-skipping server, waiting on the
+        handle that `start_workflow` returns would let the clock run ahead meanwhile."""
+        args = [] if arg is None else [arg]
+        started = await self.temporal.start_workflow(
+            name, args=args, id=f"{name}-{uuid.uuid4().hex[:8]}", task_queue=self.task_queue
+        )
+        handle = self.temporal.get_workflow_handle(started.id, result_type=result_type)
+        return await handle.result()
+
+    async def bank_cycle(self, *, settle: bool = True) -> None:
+        """Cut the batches, then (after the sandbox bank's short delay) read its reports."""
+        await self.run_workflow("BankBatchWorkflow")
+        if settle:
+            await asyncio.sleep(1.1)
+            await self.run_workflow("BankReportsWorkflow")
 
     @property
     def temporal(self) -> Client:
@@ -95,7 +143,10 @@ class Harness:
             if predicate(status):
                 return status
             if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"{request_id} stuck in {status.stage}: {status.timeline[-1]}")
+                raise TimeoutError(
+                    f"{request_id} stuck in {status.stage}: {status.timeline[-1]}; "
+                    f"risk {status.risk_score}: {status.risk_reasons}"
+                )
             await asyncio.sleep(0.05)
 
     async def wait_stage(self, request_id: str, stage: Stage, timeout: float = 30) -> CashoutStatus:

@@ -15,6 +15,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from payouts import devserver, search
+from payouts.demo import sandbox_iban
 from payouts.models import Stage
 from tests.harness import Harness
 
@@ -31,15 +32,20 @@ async def record() -> None:
     )
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            async with Harness.running(env, Path(tmp)) as h:
-                for user in ("ana", "ben", "dev", "eli", "fay", "gus"):
+            async with Harness.running(env, Path(tmp), sandbox_bank_return_seconds=1) as h:
+                for user in ("ana", "ben", "dev", "eli", "fay", "gus", "hana", "gia"):
                     h.fund(user, "800.00" if user != "gus" else "5.00")
                 h.stack.identity.register("zoe", "rejected")
+                h.stack.identity.register("ben", "verified", legal_name="Ben Okafor")
                 h.fund("zoe", "100.00")
                 runs = {
                     "wallet_paid": await h.cashout("ana", "12.345678", "wallet", "a@example.com"),
-                    "bank_settled": await h.cashout(
-                        "ben", "40", "bank_transfer", IBAN, holder="Ben Okafor"
+                    "gift_card_paid": await h.cashout("gia", "37.99", "gift_card", "g@example.com"),
+                    "bank_paid": await h.cashout(
+                        "ben", "40", "bank_transfer", IBAN, holder="OKAFOR, Ben"
+                    ),
+                    "bank_returned": await h.cashout(
+                        "hana", "25", "bank_transfer", sandbox_iban("0606"), holder="Hana"
                     ),
                     "review_approved": await h.cashout("dev", "600", "wallet", "d@example.com"),
                     "review_rejected": await h.cashout("eli", "600", "wallet", "e@example.com"),
@@ -57,14 +63,37 @@ async def record() -> None:
                     runs["review_rejected"].request_id, reviewer="carol", reason="pattern"
                 )
                 await h.client.cancel(runs["cancelled"].request_id, requested_by="fay")
+                for name in ("bank_paid", "bank_returned"):
+                    await h.wait_for(
+                        runs[name].request_id, lambda s: any("queued" in e.note for e in s.timeline)
+                    )
+                batch = await h.temporal.start_workflow(
+                    "BankBatchWorkflow", id="bank-batch-recorded", task_queue=h.task_queue
+                )
+                await h.temporal.get_workflow_handle(batch.id).result()
+                await asyncio.sleep(1.2)
+                reports = await h.temporal.start_workflow(
+                    "BankReportsWorkflow", id="bank-reports-recorded", task_queue=h.task_queue
+                )
+                await h.temporal.get_workflow_handle(reports.id).result()
+                await h.wait_stage(runs["bank_returned"].request_id, Stage.PAID)
+                await asyncio.sleep(1.2)
+                await h.run_workflow("BankReportsWorkflow")
+                await h.wait_stage(runs["bank_returned"].request_id, Stage.RETURNED)
                 for name, ticket in runs.items():
-                    await h.result(ticket.request_id)
-                    handle = env.client.get_workflow_handle(ticket.workflow_id)
-                    history = await handle.fetch_history()
-                    (OUT / f"{name}.json").write_text(history.to_json())
-                    print("recorded", name)
+                    if name != "bank_paid":  # stays open for its return window
+                        await h.client.wait(ticket.request_id)
+                    await save(env, name, ticket.workflow_id)
+                await save(env, "bank_batch", batch.id)
+                await save(env, "bank_reports", reports.id)
     finally:
         await env.shutdown()
+
+
+async def save(env: WorkflowEnvironment, name: str, workflow_id: str) -> None:
+    history = await env.client.get_workflow_handle(workflow_id).fetch_history()
+    (OUT / f"{name}.json").write_text(history.to_json())
+    print("recorded", name)
 
 
 if __name__ == "__main__":

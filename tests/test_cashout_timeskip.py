@@ -21,8 +21,10 @@ from payouts.settings import Settings
 from tests.harness import Harness
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server per test: left-over timers of earlier tests, whose workers
+    are gone, would otherwise let time run ahead unpredictably."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(devserver.test_server()),
         data_converter=pydantic_data_converter,

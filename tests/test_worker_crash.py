@@ -18,25 +18,24 @@ from payouts.client import PayoutsClient
 from payouts.models import Stage
 from payouts.money import parse_micros
 from payouts.settings import Settings
+from payouts.stack import resolve_ports, sidecars
 from worker import Stack
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def start_worker(
-    env: WorkflowEnvironment, data_dir: Path, task_queue: str, **settings: str
-) -> subprocess.Popen[bytes]:
+def start_worker(env: WorkflowEnvironment, settings: Settings) -> subprocess.Popen[bytes]:
     environ = dict(os.environ)
     environ.update(
         {
             "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
-            "PAYOUTS_DATA_DIR": str(data_dir),
-            "PAYOUTS_TASK_QUEUE": task_queue,
-            "PAYOUTS_SANDBOX_BANK_SETTLE_SECONDS": "1",
-            **{f"PAYOUTS_{k.upper()}": v for k, v in settings.items()},
+            "PAYOUTS_DATA_DIR": str(settings.data_dir),
+            "PAYOUTS_TASK_QUEUE": settings.task_queue,
+            "PAYOUTS_WALLET_API_URL": str(settings.wallet_api_url),
+            "PAYOUTS_WALLET_TIMEOUT_SECONDS": str(settings.wallet_timeout_seconds),
         }
     )
-    log = (data_dir / f"worker-{uuid.uuid4().hex[:6]}.log").open("wb")
+    log = (settings.data_dir / f"worker-{uuid.uuid4().hex[:6]}.log").open("wb")
     return subprocess.Popen(
         [sys.executable, "-m", "worker"], cwd=REPO, env=environ, stdout=log, stderr=log
     )
@@ -44,7 +43,7 @@ def start_worker(
 
 async def until(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
     deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
+    while not predicate():
         assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
         await asyncio.sleep(0.05)
 
@@ -52,10 +51,22 @@ async def until(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-un
 async def test_worker_killed_mid_disbursement_finishes_once(
     temporal_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    """SIGKILL after the rail applied the payout but before the worker heard back; a new
-    worker process retries the step, finds the payout at the rail, and books it once."""
-    task_queue = f"crash-{uuid.uuid4().hex[:8]}"
-    stack = Stack(Settings(data_dir=tmp_path, task_queue=task_queue))  # files only, no worker
+    """SIGKILL after the wallet provider applied the payout but before the worker heard
+    back; a new worker process retries the step, finds the payout by its idempotency key,
+    and the cash-out is paid and booked once."""
+    settings = resolve_ports(
+        Settings(
+            data_dir=tmp_path,
+            task_queue=f"crash-{uuid.uuid4().hex[:8]}",
+            wallet_port=0,
+            webhook_port=0,
+            platform_port=0,
+            sandbox_timeout_rate=1.0,
+            wallet_timeout_seconds=30,
+            sandbox_wallet_complete_seconds=0.05,
+        )
+    )
+    stack = Stack(settings)  # the files and sidecars; the workers are other processes
     stack.ledger.credit_earning(
         event_id="e1",
         user_id="kai",
@@ -63,37 +74,36 @@ async def test_worker_killed_mid_disbursement_finishes_once(
         amount=parse_micros("50"),
         earned_at=datetime.now(UTC) - timedelta(days=10),
     )
-    client = PayoutsClient(temporal_env.client, policy=stack.policy, task_queue=task_queue)
-    first = start_worker(temporal_env, tmp_path, task_queue, sandbox_latency_ms="8000")
-    second = None
+    client = PayoutsClient(temporal_env.client, policy=stack.policy, task_queue=settings.task_queue)
+    first = second = None
     try:
-        ticket = await client.request_cashout(
-            request_id=uuid.uuid4().hex[:12],
-            user_id="kai",
-            amount=parse_micros("20"),
-            currency="USD",
-            method="wallet",
-            destination="kai@example.com",
-        )
-        rid = ticket.request_id
+        async with sidecars(settings, stack, temporal_env.client) as cars:
+            assert cars.wallet is not None
+            first = start_worker(temporal_env, settings)
+            ticket = await client.request_cashout(
+                request_id=uuid.uuid4().hex[:12],
+                user_id="kai",
+                amount=parse_micros("20"),
+                currency="USD",
+                method="wallet",
+                destination="kai@example.com",
+            )
+            wallet = cars.wallet
+            await until(lambda: wallet.payouts_for(ticket.workflow_id) == 1)
+            first.send_signal(signal.SIGKILL)  # the provider is still "answering" (timeout)
+            first.wait(10)
+            desc = await temporal_env.client.get_workflow_handle(ticket.workflow_id).describe()
+            assert desc.typed_search_attributes.get(search.STAGE) == "DISBURSING"
 
-        async def applied_at_rail() -> bool:
-            return stack.rails.payouts_for(rid) == 1
-
-        await until(applied_at_rail)
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-        desc = await temporal_env.client.get_workflow_handle(ticket.workflow_id).describe()
-        assert desc.typed_search_attributes.get(search.STAGE) == "DISBURSING"
-
-        second = start_worker(temporal_env, tmp_path, task_queue)
-        result = await asyncio.wait_for(client.result(rid), 60)
-        assert result.stage is Stage.PAID
-        assert stack.rails.payouts_for(rid) == 1
-        assert any("resolved by asking the rail" in e.note for e in result.status.timeline)
-        totals = stack.ledger.totals("USD")
-        assert (totals.paid_out, totals.held) == (result.status.net, 0)
-        assert stack.ledger.audit() == []
+            second = start_worker(temporal_env, settings)
+            status = await asyncio.wait_for(client.wait(ticket.request_id), 60)
+            assert status.stage is Stage.PAID
+            assert wallet.payouts_for(ticket.workflow_id) == 1
+            assert wallet.calls_for(f"{ticket.workflow_id}:disburse") == 1
+            assert any("resolved by asking the provider" in e.note for e in status.timeline)
+            totals = stack.ledger.totals("USD")
+            assert (totals.paid_out, totals.held) == (status.net, 0)
+            assert stack.ledger.audit() == []
     finally:
         for proc in (first, second):
             if proc is not None and proc.poll() is None:

@@ -33,36 +33,44 @@ with workflow.unsafe.imports_passed_through():
     from payouts.models import (
         CANCELLABLE,
         TERMINAL,
+        BankAccount,
+        BankEnqueue,
+        BankEvent,
         BookPayout,
         CancelRequest,
         CashoutInput,
         CashoutResult,
         CashoutStatus,
-        DisburseInput,
+        GiftCardsInput,
+        GiftCardsIssued,
         IdentityInput,
         IdentityResult,
         IdentityStatus,
         NotifyInput,
         PostInput,
-        RailResult,
-        RailStatus,
         ReleaseHold,
         ReserveAndAssess,
         Reserved,
         ReserveInput,
+        ReverseInput,
+        ReversePayout,
         ReviewDecision,
         ReviewRecord,
         ReviewRequest,
         RiskInput,
         RiskResult,
-        SettlementInput,
         Stage,
         TimelineEntry,
         VoidInput,
+        WalletAccount,
+        WalletEvent,
+        WalletPayout,
+        WalletPayoutInput,
         mask,
     )
     from payouts.money import format_money
-    from payouts.review import Verdict, decide, needs_identity, refusal
+    from payouts.policy import Method
+    from payouts.review import Verdict, decide, names_match, needs_identity, refusal
 
 T = TypeVar("T")
 
@@ -103,7 +111,7 @@ def _remote(name: str, arg: object, result_type: type[T]) -> Awaitable[T]:
     )
 
 
-SETTLEMENT_POLL_MAX = timedelta(hours=6)
+WALLET_PATIENCE = timedelta(minutes=2)  # wait this long for a webhook before asking
 MAX_RECORDED_REFUSALS = 50
 
 
@@ -129,7 +137,13 @@ class CashoutWorkflow:
         self._decision: str | None = None
         self._approvals_needed = 0
         self._review_deadline: datetime | None = None
-        self._rail: RailResult | None = None
+        self._rail_ref: str | None = None
+        self._batch_id: str | None = None
+        self._bank_inbox: list[BankEvent] = []
+        self._bank_seen: set[str] = set()
+        self._wallet_final: WalletPayout | None = None
+        self._wallet_seen: set[str] = set()
+        self._holder_mismatch = False
         self._expected_arrival: datetime | None = None
         self._outcome = ""
         self._published_stage = Stage.REQUESTED  # set by the client at start
@@ -202,7 +216,7 @@ class CashoutWorkflow:
             Stage.VERIFYING,
             f"risk score {risk.score}: {'; '.join(risk.reasons) or 'no risk signals'}",
         )
-        if needs_identity(rules, q.gross):
+        if needs_identity(rules, q.gross) or q.method is Method.BANK_TRANSFER:
             await self._verify_identity()
         await self._stop_if_cancelled()
 
@@ -226,39 +240,12 @@ class CashoutWorkflow:
         self._enter(
             Stage.DISBURSING, f"sending {format_money(q.net, cur)} to {mask(req.destination)}"
         )
-        rail = await self._step(
-            lambda: _remote(
-                "disburse",
-                DisburseInput(
-                    key=self._key("disburse"),
-                    request_id=req.request_id,
-                    user_id=req.user_id,
-                    method=q.method,
-                    currency=cur,
-                    amount=q.net,
-                    destination=req.destination,
-                    cards=q.cards,
-                    sent_at=workflow.now(),
-                ),
-                RailResult,
-            )
-        )
-        self._rail = rail
-        if rail.status is not RailStatus.FAILED:
-            lookup = " (an ambiguous answer was resolved by asking the rail)"
-            self._enter(
-                Stage.SENT,
-                f"rail reference {rail.reference}" + (lookup if rail.resolved_by_lookup else ""),
-            )
-            if rail.settles_at is not None:
-                self._expected_arrival = rail.settles_at
-            rail = await self._await_settlement(rail)
-            self._rail = rail
-        if rail.status is RailStatus.FAILED:
-            await self._end(
-                Stage.FAILED,
-                f"the rail refused the payout: {rail.reason_code} {rail.reason}".strip(),
-            )
+        if q.method is Method.BANK_TRANSFER:
+            await self._disburse_bank()
+        elif q.method is Method.WALLET:
+            await self._disburse_wallet()
+        else:
+            await self._disburse_gift_cards()
 
         # 6. paid: book it and tell the platform
         outcome = f"paid {format_money(q.net, cur)} (fee {format_money(q.fee, cur)})"
@@ -279,6 +266,163 @@ class CashoutWorkflow:
         self._outcome = outcome
         self._enter(Stage.PAID, outcome)
 
+        # 7. a bank can still return a paid transfer: watch for it
+        if q.method is Method.BANK_TRANSFER and rules.return_window_days > 0:
+            await self._watch_for_return(timedelta(days=rules.return_window_days))
+
+    # ------------------------------------------------------------------ rails
+
+    async def _disburse_bank(self) -> None:
+        """Queue for the next batch, then follow the bank's answers (signal `bank_event`)."""
+        q, req = self._in.quote, self._in.request
+        assert isinstance(req.destination, BankAccount)
+        self._rail_ref = await self._step(
+            lambda: _local(
+                "enqueue_bank_transfer",
+                BankEnqueue(
+                    workflow_id=workflow.info().workflow_id,
+                    request_id=req.request_id,
+                    user_id=req.user_id,
+                    currency=q.currency,
+                    amount=q.net,
+                    destination=req.destination,
+                    at=workflow.now(),
+                ),
+                str,
+            ),
+            local=True,
+        )
+        cutoff = self._in.rules.batch_cutoff_minutes
+        every = "minute" if cutoff == 1 else f"{cutoff} minutes"
+        self._note(
+            f"queued for the next {q.currency} bank batch (cutoff every {every}),"
+            f" reference {self._rail_ref}"
+        )
+        while True:
+            await self._step(lambda: workflow.wait_condition(lambda: bool(self._bank_inbox)))
+            event = self._bank_inbox.pop(0)
+            if event.kind == "sent" and self._stage is Stage.DISBURSING:
+                self._batch_id = event.batch_id
+                hours = self._in.rules.expected_arrival_hours
+                self._expected_arrival = workflow.now() + timedelta(hours=hours)
+                self._enter(Stage.SENT, f"in bank batch {event.batch_id}")
+            elif event.kind == "accepted":
+                self._note("accepted by the bank")
+            elif event.kind == "rejected":
+                await self._end(
+                    Stage.FAILED,
+                    f"the bank rejected the transfer: {event.code} {event.reason}".strip(),
+                )
+            elif event.kind in ("booked", "returned"):
+                if event.kind == "returned":
+                    self._bank_inbox.insert(0, event)  # booked and returned at once: both count
+                self._note("booked by the bank")
+                return
+
+    async def _watch_for_return(self, window: timedelta) -> None:
+        try:
+            await self._step(
+                lambda: workflow.wait_condition(
+                    lambda: any(e.kind == "returned" for e in self._bank_inbox), timeout=window
+                )
+            )
+        except TimeoutError:
+            self._note(f"no return within {window.days} days: final")
+            return
+        event = next(e for e in self._bank_inbox if e.kind == "returned")
+        reason = f"returned by the bank: {event.code} {event.reason}".strip()
+        await self._step(
+            lambda: _local(
+                "reverse_payout",
+                ReversePayout(
+                    reverse=ReverseInput(
+                        key=self._key("reverse"), hold_id=self._hold_id(), reason=reason
+                    ),
+                    notify=self._notification(Stage.RETURNED, reason),
+                ),
+                int,
+            ),
+            local=True,
+        )
+        self._outcome = f"{reason}; the money is back in the available balance"
+        self._enter(Stage.RETURNED, self._outcome)
+
+    async def _disburse_wallet(self) -> None:
+        """POST to the provider (idempotent key), then wait for its signed webhook (signal
+        `wallet_event`), asking the provider directly if the webhook is slow to come."""
+        q, req = self._in.quote, self._in.request
+        assert isinstance(req.destination, WalletAccount)
+        wallet_id = req.destination.wallet_id
+        payout = await self._step(
+            lambda: _remote(
+                "send_wallet_payout",
+                WalletPayoutInput(
+                    key=self._key("disburse"),
+                    reference=workflow.info().workflow_id,
+                    wallet_id=wallet_id,
+                    amount=q.net,
+                    currency=q.currency,
+                ),
+                WalletPayout,
+            )
+        )
+        self._rail_ref = payout.id
+        lookup = " (an ambiguous answer was resolved by asking the provider)"
+        self._enter(
+            Stage.SENT,
+            f"wallet payout {payout.id} accepted" + (lookup if payout.resolved_by_lookup else ""),
+        )
+        if payout.status in ("completed", "failed"):
+            self._wallet_final = payout
+        patience = WALLET_PATIENCE
+        while self._wallet_final is None:
+            try:
+                await self._step(
+                    lambda p=patience: workflow.wait_condition(  # type: ignore[misc]
+                        lambda: self._wallet_final is not None, timeout=p
+                    )
+                )
+            except TimeoutError:
+                checked = await self._step(
+                    lambda: _remote("wallet_payout_status", payout.id, WalletPayout)
+                )
+                if checked.status in ("completed", "failed"):
+                    self._note("no webhook yet: asked the provider, which has a final answer")
+                    self._wallet_final = checked
+                patience = min(patience * 2, timedelta(hours=1))
+        if self._wallet_final.status == "failed":
+            await self._end(
+                Stage.FAILED,
+                "the wallet provider failed the payout: "
+                f"{self._wallet_final.failure_reason or 'no reason'}",
+            )
+        self._note("wallet provider confirmed the payout")
+
+    async def _disburse_gift_cards(self) -> None:
+        q, req = self._in.quote, self._in.request
+        issued = await self._step(
+            lambda: _remote(
+                "issue_gift_cards",
+                GiftCardsInput(
+                    key=self._key("disburse"),
+                    request_id=req.request_id,
+                    user_id=req.user_id,
+                    currency=q.currency,
+                    cards=q.cards,
+                    at=workflow.now(),
+                ),
+                GiftCardsIssued,
+            )
+        )
+        cards = " + ".join(format_money(c, q.currency) for c in q.cards)
+        ends = ", ".join(f"...{x}" for x in issued.last4)
+        self._rail_ref = f"{issued.count} gift cards"
+        self._enter(
+            Stage.SENT,
+            f"issued {cards} ({ends}); codes are shown once to the payee, "
+            f"notice sent to {mask(req.destination)}",
+        )
+
     # ------------------------------------------------------------------ steps
 
     async def _verify_identity(self) -> None:
@@ -298,6 +442,12 @@ class CashoutWorkflow:
             self._identity = result
             if result.status is IdentityStatus.VERIFIED:
                 self._note(f"identity verified (tier {result.tier})")
+                self._check_holder(result)
+                if self._holder_mismatch:
+                    await self._end(
+                        Stage.REJECTED,
+                        "the bank account holder's name does not match the verified identity",
+                    )
                 return
             if result.status is IdentityStatus.REJECTED:
                 await self._end(Stage.REJECTED, f"identity rejected: {result.reason}")
@@ -313,6 +463,19 @@ class CashoutWorkflow:
                     f"{rules.poll_minutes} minutes"
                 )
             await self._wait_unless_cancelled(timedelta(minutes=rules.poll_minutes))
+
+    def _check_holder(self, identity: IdentityResult) -> None:
+        """A bank account must be in the verified person's name (case, accents and word
+        order aside). Names stay out of the timeline: it says only whether they match."""
+        dest = self._in.request.destination
+        if not isinstance(dest, BankAccount):
+            return
+        if identity.legal_name is None:
+            self._note("the identity provider has no legal name on record: holder not compared")
+        elif names_match(dest.holder_name, identity.legal_name):
+            self._note("account holder's name matches the verified identity")
+        else:
+            self._holder_mismatch = True
 
     async def _await_review(self, why: str, approvals: int) -> None:
         review = self._in.rules.review
@@ -344,27 +507,6 @@ class CashoutWorkflow:
                 Stage.REJECTED,
                 f"rejected by {last.reviewer}" + (f": {last.reason}" if last.reason else ""),
             )
-
-    async def _await_settlement(self, rail: RailResult) -> RailResult:
-        poll = timedelta(minutes=1)
-        while rail.status is RailStatus.ACCEPTED:
-            due = rail.settles_at - workflow.now() if rail.settles_at else poll
-            wait = max(due, timedelta(seconds=1)) if due > timedelta(0) else poll
-            pause = min(wait, SETTLEMENT_POLL_MAX)
-            await self._step(lambda p=pause: workflow.sleep(p))  # type: ignore[misc]
-            rail = await self._step(
-                lambda: _remote(
-                    "check_settlement",
-                    SettlementInput(
-                        key=self._key("disburse"),
-                        method=self._in.quote.method,
-                        as_of=workflow.now(),
-                    ),
-                    RailResult,
-                )
-            )
-            poll = min(poll * 2, SETTLEMENT_POLL_MAX)
-        return rail
 
     # ------------------------------------------------------------------ endings
 
@@ -415,7 +557,7 @@ class CashoutWorkflow:
                 "fee": q.fee,
                 "net": q.net,
                 "outcome": outcome,
-                "rail_reference": self._rail.reference if self._rail else None,
+                "rail_reference": self._rail_ref,
             },
         )
 
@@ -543,7 +685,10 @@ class CashoutWorkflow:
             approvals_needed=self._approvals_needed,
             reviews=tuple(self._reviews),
             review_deadline=self._review_deadline,
-            rail_reference=self._rail.reference if self._rail else None,
+            rail_reference=self._rail_ref
+            + (f" in batch {self._batch_id}" if self._batch_id else "")
+            if self._rail_ref
+            else None,
             expected_arrival=self._expected_arrival,
             outcome=self._outcome,
             timeline=tuple(self._timeline),
@@ -616,6 +761,29 @@ class CashoutWorkflow:
         if why is not None:
             raise ApplicationError(why, type="review_refused", non_retryable=True)
         return self.status()
+
+    # ------------------------------------------------------------------ rails' answers
+
+    @workflow.signal(name="bank_event")
+    def bank_event(self, event: BankEvent) -> None:
+        """What the bank said (from the scheduled bank workflows); each kind counts once."""
+        if event.kind in self._bank_seen:
+            return
+        self._bank_seen.add(event.kind)
+        self._bank_inbox.append(event)
+
+    @workflow.signal(name="wallet_event")
+    def wallet_event(self, event: WalletEvent) -> None:
+        """A verified webhook from the wallet provider; duplicates and stale ones are ignored."""
+        if event.event_id in self._wallet_seen:
+            return
+        self._wallet_seen.add(event.event_id)
+        if self._wallet_final is None and event.status in ("completed", "failed"):
+            self._wallet_final = WalletPayout(
+                id=event.payout_id, status=event.status, failure_reason=event.failure_reason
+            )
+        elif event.status not in ("completed", "failed"):
+            self._note(f"wallet provider: {event.type}")
 
     # ------------------------------------------------------------------ cancel
 

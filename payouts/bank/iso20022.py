@@ -221,11 +221,16 @@ def build_pain002(
     original_message_id: str,
     rejected: dict[str, str],
     accepted: list[str],
+    file_rejected: bool = False,
 ) -> bytes:
-    """Status report for one pain.001: `rejected` maps EndToEndId -> reason code."""
+    """Status report for one pain.001: `rejected` maps EndToEndId -> reason code;
+    `file_rejected` refuses the whole file (FF01, e.g. it broke the schema)."""
     ns = f"{{{PAIN002}}}"
     root = etree.Element(ns + "Document", nsmap={None: PAIN002})
-    status = "RJCT" if rejected and not accepted else "PART" if rejected else "ACCP"
+    if file_rejected:
+        status = "RJCT"
+    else:
+        status = "RJCT" if rejected and not accepted else "PART" if rejected else "ACCP"
     with _namespace(ns):
         rpt = _el(root, "CstmrPmtStsRpt")
         hdr = _el(rpt, "GrpHdr")
@@ -235,6 +240,10 @@ def build_pain002(
         _el(grp, "OrgnlMsgId", original_message_id)
         _el(grp, "OrgnlMsgNmId", "pain.001.001.09")
         _el(grp, "GrpSts", status)
+        if file_rejected:
+            rsn = _el(grp, "StsRsnInf")
+            _el(_el(rsn, "Rsn"), "Cd", "FF01")
+            _el(rsn, "AddtlInf", REASONS["FF01"])
         pmt = _el(rpt, "OrgnlPmtInfAndSts")
         _el(pmt, "OrgnlPmtInfId", f"{original_message_id}-1")
         for e2e in accepted:

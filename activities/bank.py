@@ -1,0 +1,170 @@
+"""Bank batch activities: cut batches at the cutoff, write and send the files, read the
+bank's reports, and tell each cash-out what became of its transfer."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+
+from activities.cashout import domain_errors
+from payouts import outbox
+from payouts.bank import book
+from payouts.bank.iso20022 import (
+    Batch,
+    CreditTransfer,
+    Party,
+    build_pain001,
+    parse_report,
+    validate_pain001,
+)
+from payouts.ledger import Ledger
+from payouts.models import BankCycle, BankEvent, BankSignal, BatchSummary
+from payouts.policy import Method, Policy
+from payouts.providers.bank_sandbox import SandboxBank
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+class BankActivities:
+    def __init__(
+        self, *, ledger: Ledger, policy: Policy, bank: SandboxBank, files_dir: Path, debtor: Party
+    ) -> None:
+        self.ledger = ledger
+        self.policy = policy
+        self.bank = bank
+        self.outbound = files_dir / "outbound"
+        self.inbound = files_dir / "inbound"
+        self.debtor = debtor
+
+    @activity.defn(name="cut_bank_batches")
+    @domain_errors
+    def cut_bank_batches(self, as_of: datetime) -> BankCycle:
+        """Batch everything queued up to the cutoff; write, validate and send each file.
+
+        Batches are recorded first; files are (re)written and submitted for every batch not
+        yet submitted, so a retry after a crash resends the same file (same message id, which
+        the bank takes once)."""
+        batching = self.policy.methods[Method.BANK_TRANSFER].batching
+        assert batching is not None  # the policy requires it for bank transfers
+        book.cut_batches(
+            self.ledger.db, as_of=as_of, max_items=batching.max_items, costs=batching.costs
+        )
+        sent = []
+        for b in book.batches(self.ledger.db, status="created"):
+            xml = build_pain001(
+                Batch(
+                    message_id=b.id,
+                    created_at=b.created_at,
+                    currency=b.currency,
+                    debtor=self.debtor,
+                    execution_date=b.created_at.date(),
+                    transfers=tuple(
+                        CreditTransfer(
+                            end_to_end_id=i.end_to_end_id,
+                            amount=i.amount,
+                            creditor=Party(i.holder_name, i.iban, i.bic),
+                            remittance=f"Payout {i.request_id}",
+                        )
+                        for i in b.items
+                    ),
+                )
+            )
+            validate_pain001(xml)
+            write_atomically(self.outbound / b.file_name, xml)
+            self.bank.submit(b.file_name, xml, as_of)
+            book.mark_submitted(self.ledger.db, b.id)
+            sent.append(
+                BatchSummary(
+                    batch_id=b.id,
+                    currency=b.currency,
+                    items=len(b.items),
+                    total=sum(i.amount for i in b.items),
+                    fee_saved=b.fee_saved,
+                    file_name=b.file_name,
+                )
+            )
+        return BankCycle(batches=tuple(sent))
+
+    @activity.defn(name="process_bank_reports")
+    @domain_errors
+    def process_bank_reports(self, as_of: datetime) -> BankCycle:
+        """Fetch the bank's new reports, keep each file, apply it to the batch book."""
+        files = moved = 0
+        for name, xml in self.bank.fetch(as_of):
+            write_atomically(self.inbound / name, xml)
+            moved += book.apply_report(
+                self.ledger.db, name=name, report=parse_report(xml), at=as_of
+            )
+            files += 1
+        return BankCycle(report_files=files, items_moved=moved)
+
+    @activity.defn(name="bank_signals")
+    def bank_signals(self, limit: int) -> list[BankSignal]:
+        return [
+            BankSignal(
+                workflow_id=i.workflow_id,
+                event=BankEvent(
+                    kind=i.status,
+                    end_to_end_id=i.end_to_end_id,
+                    batch_id=i.batch_id,
+                    code=i.reason_code or "",
+                    reason=i.reason or "",
+                ),
+            )
+            for i in book.unsignalled(self.ledger.db, limit)
+        ]
+
+    @activity.defn(name="mark_bank_signalled")
+    def mark_bank_signalled(self, told: list[BankSignal]) -> int:
+        return book.mark_signalled(
+            self.ledger.db, [(s.event.end_to_end_id, s.event.kind) for s in told]
+        )
+
+    @activity.defn(name="apply_late_bank_event")
+    @domain_errors
+    def apply_late_bank_event(self, signal: BankSignal) -> str:
+        """The cash-out workflow has ended (its return window closed): a late return is
+        still reversed in the ledger and reported, with the keys the workflow would use."""
+        if signal.event.kind != "returned":
+            return "ignored"
+        hold = self.ledger.hold(signal.workflow_id)
+        if hold is None or hold.status != "posted":
+            return "nothing to reverse"
+        reason = f"returned by the bank: {signal.event.code} {signal.event.reason}".strip()
+        self.ledger.reverse(
+            key=f"{signal.workflow_id}:reverse", hold_id=signal.workflow_id, reason=reason
+        )
+        outbox.record(
+            self.ledger.db,
+            event_id=f"{signal.workflow_id}:notify:RETURNED",
+            request_id=signal.workflow_id.removeprefix("cashout-"),
+            user_id=hold.user_id,
+            stage="RETURNED",
+            payload={
+                "stage": "RETURNED",
+                "outcome": reason,
+                "currency": hold.currency,
+                "gross": hold.gross,
+            },
+            at=datetime.now(hold.updated_at.tzinfo),
+        )
+        return "reversed"
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.cut_bank_batches,
+            self.process_bank_reports,
+            self.bank_signals,
+            self.mark_bank_signalled,
+            self.apply_late_bank_event,
+        ]

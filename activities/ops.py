@@ -1,0 +1,96 @@
+"""Operations: deliver platform notifications from the outbox, reconcile a day."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from temporalio import activity
+
+from activities.bank import write_atomically
+from activities.cashout import async_domain_errors, heartbeating
+from payouts import notify, reconcile
+from payouts.bank import book
+from payouts.db import Database
+from payouts.models import DeliveryResult, ReconcileInput, ReconcileResult
+from payouts.providers.bank_sandbox import SandboxBank
+from payouts.providers.giftcards import SandboxGiftCards
+from payouts.providers.wallet_client import WalletClient
+from payouts.settings import Settings
+
+
+class OpsActivities:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        wallet: WalletClient,
+        gift_cards: SandboxGiftCards,
+        bank: SandboxBank,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.wallet = wallet
+        self.gift_cards = gift_cards
+        self.bank = bank
+
+    @activity.defn(name="deliver_notifications")
+    @async_domain_errors
+    async def deliver_notifications(self, as_of: datetime) -> DeliveryResult:
+        url = self.settings.platform_webhook_url
+        if not url:
+            return DeliveryResult(delivered=0, failed=0)
+        done = await heartbeating(
+            notify.deliver_due(
+                self.db, url=url, secret=self.settings.platform_webhook_secret, as_of=as_of
+            )
+        )
+        return DeliveryResult(delivered=done.delivered, failed=done.failed)
+
+    @activity.defn(name="reconcile_day")
+    @async_domain_errors
+    async def reconcile_day(self, inp: ReconcileInput) -> ReconcileResult:
+        report = await heartbeating(self.run(inp.day, inp.as_of))
+        path = self.settings.reports_dir / f"reconcile-{inp.day.isoformat()}.json"
+        write_atomically(path, json.dumps(report.as_dict(), indent=2).encode())
+        return ReconcileResult(
+            day=inp.day,
+            checked=report.checked,
+            mismatches=len(report.mismatches),
+            report_file=str(path),
+        )
+
+    async def run(self, day: date, as_of: datetime) -> reconcile.Report:
+        """Gather the rails' records for `day` (and the day before, for payouts that
+        straddle midnight) and reconcile them with the ledger and the bank files."""
+        wallet = []
+        for d in (day - timedelta(days=1), day):
+            wallet += await self.wallet.statement(d)
+        cards = [
+            c
+            for d in (day - timedelta(days=1), day)
+            for c in self.gift_cards.statement(d.isoformat())
+        ]
+        names = [
+            b.file_name
+            for b in book.batches(
+                self.db, day=datetime.combine(day, datetime.min.time(), tzinfo=as_of.tzinfo)
+            )
+        ]
+        files = reconcile.bank_files(self.settings.bank_dir / "outbound", names)
+        view = reconcile.RailView(
+            wallet=wallet, gift_cards=cards, bank=self.bank.statement(), files=files
+        )
+        return reconcile.reconcile(
+            self.db,
+            view,
+            day=day,
+            as_of=as_of,
+            held_too_long_hours=self.settings.held_too_long_hours,
+        )
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.deliver_notifications, self.reconcile_day]
