@@ -639,18 +639,16 @@ def batches(json_out: JsonOpt = False) -> None:
         out.print("no bank batches yet")
         return
     table = Table(title=f"Bank batches (files in {env.settings.bank_dir / 'outbound'})")
-    for col in ("batch", "created (UTC)", "items", "total", "fee saved", "verdicts"):
-        table.add_column(col, no_wrap=col == "batch")
+    for col in ("batch", "time", "items", "total", "saved", "the bank's verdicts"):
+        table.add_column(col, no_wrap=col in ("batch", "time"))
     for b in rows:
-        verdicts = ", ".join(
-            f"{n} {s}"
-            for s, n in sorted(
-                {i.status: sum(1 for j in b.items if j.status == i.status) for i in b.items}.items()
-            )
-        )
+        counts: dict[str, int] = {}
+        for i in b.items:
+            counts[i.status] = counts.get(i.status, 0) + 1
+        verdicts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         table.add_row(
             b.id,
-            f"{b.created_at:%m-%d %H:%M:%S}",
+            f"{b.created_at:%H:%M:%S}",
             str(len(b.items)),
             money(sum(i.amount for i in b.items), b.currency),
             money(b.fee_saved, b.currency),

@@ -61,71 +61,27 @@ def sandbox_iban(last4: str) -> str:
     return IBAN.generate("DE", bank_code="37040044", account_code="053201" + last4).compact
 
 
-CASHOUTS = (
-    DemoCashout(
-        "ana",
-        "12.345678",
-        "USD",
-        "wallet",
-        "ana@example.com",
-        None,
-        "auto-approved, paid at once; 0.005678 stays in the balance",
-    ),
-    DemoCashout(
-        "ben",
-        "40",
-        "USD",
-        "bank_transfer",
-        "DE89370400440532013000",
-        "Ben Okafor",
-        "auto-approved, SENT, PAID when the bank settles",
-    ),
-    DemoCashout(
-        "chloe",
-        "37.99",
-        "USD",
-        "gift_card",
-        "chloe@example.com",
-        None,
-        "gift cards 25 + 10, 2.99 stays in the balance",
-    ),
-    DemoCashout(
-        "dev",
-        "750",
-        "EUR",
-        "bank_transfer",
-        "FR1420041010050500013M02606",
-        "Dev Patel",
-        "above 500 EUR: waits for one reviewer",
-    ),
-    DemoCashout(
-        "eve",
-        "2100",
-        "USD",
-        "wallet",
-        "+4915112345678",
-        None,
-        "above 2000 USD: waits for two reviewers, one senior",
-    ),
-    DemoCashout(
-        "fay",
-        "20",
-        "USD",
-        "wallet",
-        "ana@example.com",
-        None,
-        "wallet shared with another payee: risk review",
-    ),
-    DemoCashout(
-        "kyc-reject-zoe",
-        "120",
-        "USD",
-        "bank_transfer",
-        "GB33BUKB20201555555555",
-        "Zoe Quinn",
-        "identity rejected: REJECTED, hold released",
-    ),
-)
+# (user, amount, currency, method, destination, holder, what to expect)
+CASHOUTS = tuple(DemoCashout(*row) for row in (
+    ("ana", "12.345678", "USD", "wallet", "ana@example.com", None,
+     "PAID on the wallet's signed webhook; 0.005678 stays in the balance"),
+    ("ben", "40", "USD", "bank_transfer", "DE89370400440532013000", "OKAFOR, Ben",
+     "leaves in the next batch file; PAID when the bank books it"),
+    ("chloe", "37.99", "USD", "gift_card", "chloe@example.com", None,
+     "gift cards 25 + 10 (codes shown once); 2.99 stays in the balance"),
+    ("dev", "750", "EUR", "bank_transfer", "FR1420041010050500013M02606", "Dev Patel",
+     "above 500 EUR: waits for one reviewer"),
+    ("eve", "2100", "USD", "wallet", "+4915112345678", None,
+     "above 2000 USD: waits for two reviewers, one senior"),
+    ("fay", "20", "USD", "wallet", "ana@example.com", None,
+     "wallet shared with another payee: held for a risk review"),
+    ("kyc-reject-zoe", "120", "USD", "bank_transfer", "GB33BUKB20201555555555", "Zoe Quinn",
+     "identity rejected: REJECTED, hold released"),
+    ("gus", "30", "USD", "bank_transfer", sandbox_iban("0404"), "GRIMM, Gus",
+     "the bank rejects it (AC04 closed account): FAILED, hold released"),
+    ("hana", "25", "USD", "bank_transfer", sandbox_iban("0606"), "Hana Sato",
+     "booked, then returned a minute later (AC06): RETURNED, money back"),
+))  # fmt: skip
 
 
 def run_tag(now: datetime) -> str:
@@ -214,6 +170,6 @@ def describe(started: list[tuple[DemoCashout, Ticket]]) -> list[str]:
     for c, t in started:
         q = t.quote
         lines.append(
-            f"{t.request_id:<28} {c.method:<14} {format_money(q.gross, q.currency):>14}  {c.expect}"
+            f"{t.request_id:<32} {c.method:<14} {format_money(q.gross, q.currency):>14}  {c.expect}"
         )
     return lines

@@ -96,7 +96,7 @@ async def test_batches_per_currency_with_a_size_limit_and_savings(
             ("USD", 3),
         ]
         usd3 = next(b for b in batches if b.currency == "USD" and len(b.items) == 3)
-        assert usd3.fee_saved == 3 * M("0.25") - M("1.00")  # three transfers for one file
+        assert usd3.fee_saved == 3 * M("0.25") - M("0.50")  # three transfers for one file
         files = all_files_validate(h)
         assert len(files) == 3
         msg, cur, transfers = read_pain001(
