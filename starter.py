@@ -25,7 +25,9 @@ from payouts.settings import Settings
 async def start(args: argparse.Namespace) -> dict[str, object]:
     settings = Settings()
     client = await PayoutsClient.connect(
-        policy=settings.load_policy(), task_queue=settings.task_queue
+        policy=settings.load_policy(),
+        task_queue=settings.task_queue,
+        converter=settings.data_converter(),
     )
     ticket = await client.request_cashout(
         request_id=args.request_id or uuid.uuid4().hex[:16],

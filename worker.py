@@ -20,6 +20,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.bank import BankActivities
 from activities.cashout import CashoutActivities
 from activities.ops import OpsActivities
+from payouts import telemetry
 from payouts.bank.iso20022 import Party
 from payouts.client import connect
 from payouts.db import Database
@@ -144,15 +145,22 @@ class Stack:
 
 async def run_worker(settings: Settings) -> None:
     stack = Stack(settings)
-    client = await connect()
+    client = await connect(
+        settings.data_converter(), runtime=telemetry.runtime(settings.metrics_port)
+    )
     worker = stack.worker(client)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    metrics = (
+        f"; metrics at http://127.0.0.1:{settings.metrics_port}/metrics"
+        if (settings.metrics_port)
+        else ""
+    )
     print(
         f"worker polling task queue {settings.task_queue!r} at "
-        f"{client.service_client.config.target_host}",
+        f"{client.service_client.config.target_host}{metrics}",
         flush=True,
     )
     async with worker:

@@ -18,11 +18,12 @@ from typing import Any, ParamSpec, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from payouts import facts, giftcards, outbox, risk
+from payouts import audit, facts, giftcards, outbox, risk
 from payouts.bank import book
 from payouts.errors import PayoutError
 from payouts.ledger import Ledger
 from payouts.models import (
+    AuditEntry,
     BankEnqueue,
     BookPayout,
     GiftCardsInput,
@@ -209,6 +210,11 @@ class CashoutActivities:
             at=n.at,
         )
 
+    @activity.defn(name="record_review_audit")
+    @domain_errors
+    def record_review_audit(self, entries: list[AuditEntry]) -> int:
+        return audit.record(self.ledger.db, entries)
+
     @activity.defn(name="enqueue_bank_transfer")
     @domain_errors
     def enqueue_bank_transfer(self, inp: BankEnqueue) -> str:
@@ -301,6 +307,7 @@ class CashoutActivities:
             self.release_hold,
             self.reverse_payout,
             self.notify,
+            self.record_review_audit,
             self.enqueue_bank_transfer,
             self.verify_identity,
             self.send_wallet_payout,

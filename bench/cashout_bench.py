@@ -66,7 +66,7 @@ async def run_bench(serial: int = 60, load: int = 400, in_flight: int = 40) -> s
         server = DevServer(port=port, ui_port=None, db_file=data / "temporal.sqlite3")
         server.start()
         try:
-            client = await wait_until_ready(target_host=server.address)
+            client = await wait_until_ready(Settings().data_converter(), target_host=server.address)
             return await _measure(client, Stack, data, serial, load, in_flight)
         finally:
             server.stop()

@@ -43,6 +43,21 @@ from payouts.settings import Settings
 
 T = TypeVar("T")
 
+
+def _cli_client() -> str:
+    """Who sends review and cancel decisions from this CLI (kept in the audit trail)."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli:{user}@{socket.gethostname()}"[:64]
+
+
+CLI_CLIENT = _cli_client()
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -331,7 +346,11 @@ app.add_typer(review_app, name="review")
 
 
 async def _client() -> PayoutsClient:
-    return await PayoutsClient.connect(policy=env.policy, task_queue=env.settings.task_queue)
+    return await PayoutsClient.connect(
+        policy=env.policy,
+        task_queue=env.settings.task_queue,
+        converter=env.settings.data_converter(),
+    )
 
 
 def _arun(coro: Coroutine[Any, Any, T]) -> T:
@@ -477,7 +496,7 @@ def cancel(
 
     async def go() -> CashoutStatus:
         return await (await _client()).cancel(
-            request_id, requested_by=by, reason=reason, client="cli"
+            request_id, requested_by=by, reason=reason, client=CLI_CLIENT
         )
 
     s = _arun(go())
@@ -525,10 +544,10 @@ def _decide(
         client = await _client()
         if signal:
             send = client.approve if decision == "approve" else client.reject
-            await send(request_id, reviewer=reviewer, reason=reason, client="cli")
+            await send(request_id, reviewer=reviewer, reason=reason, client=CLI_CLIENT)
             return None
         return await client.review(
-            request_id, reviewer=reviewer, decision=decision, reason=reason, client="cli"
+            request_id, reviewer=reviewer, decision=decision, reason=reason, client=CLI_CLIENT
         )
 
     s = _arun(go())

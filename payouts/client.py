@@ -27,7 +27,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -76,9 +76,10 @@ def connect_config(**overrides: Any) -> dict[str, Any]:
     return config
 
 
-async def connect(**overrides: Any) -> Client:
+async def connect(converter: DataConverter, **overrides: Any) -> Client:
+    """A client with our data converter (pydantic models, encrypted payloads)."""
     config = connect_config(**overrides)
-    return await Client.connect(**config, data_converter=pydantic_data_converter)
+    return await Client.connect(**config, data_converter=converter)
 
 
 @dataclass(frozen=True)
@@ -118,9 +119,14 @@ class PayoutsClient:
 
     @classmethod
     async def connect(
-        cls, *, policy: Policy, task_queue: str = "payouts", **overrides: Any
+        cls,
+        *,
+        policy: Policy,
+        converter: DataConverter,
+        task_queue: str = "payouts",
+        **overrides: Any,
     ) -> PayoutsClient:
-        return cls(await connect(**overrides), policy=policy, task_queue=task_queue)
+        return cls(await connect(converter, **overrides), policy=policy, task_queue=task_queue)
 
     # ------------------------------------------------------------------ platform
 
@@ -377,12 +383,14 @@ def _translate(exc: RPCError, request_id: str) -> PayoutError:
     return PayoutError(f"cash-out {request_id!r}: {exc.message}")
 
 
-async def wait_until_ready(within: float = 60.0, **overrides: Any) -> Client:
+async def wait_until_ready(
+    converter: DataConverter, within: float = 60.0, **overrides: Any
+) -> Client:
     """Connect, retrying until the server answers (a dev server takes a moment to start)."""
     deadline = asyncio.get_running_loop().time() + within
     while True:
         try:
-            client = await connect(**overrides)
+            client = await connect(converter, **overrides)
             await client.workflow_service.get_system_info(GetSystemInfoRequest())
             return client
         except (RuntimeError, RPCError):

@@ -84,12 +84,14 @@ class DevServer:
         db_file: Path | None = None,
         ip: str = "127.0.0.1",
         log_file: Path | None = None,
+        ui_codec_endpoint: str | None = None,
     ) -> None:
         self.ip = ip
         self.port = port
         self.ui_port = ui_port
         self.db_file = db_file
         self.log_file = log_file
+        self.ui_codec_endpoint = ui_codec_endpoint
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -112,6 +114,8 @@ class DevServer:
             cmd.append("--headless")
         else:
             cmd += ["--ui-port", str(self.ui_port)]
+            if self.ui_codec_endpoint:
+                cmd += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         if self.db_file is not None:
             self.db_file.parent.mkdir(parents=True, exist_ok=True)
             cmd += ["--db-filename", str(self.db_file)]

@@ -233,7 +233,17 @@ class ReviewRecord(Frozen):
     reason: str
     accepted: bool
     refusal: str = ""
-    via: str = ""
+    via: str = ""  # signal | update
+    client: str = ""  # what the sender says it is (the CLI: cli:user@host)
+
+
+class AuditEntry(Frozen):
+    """One reviewer decision, accepted or refused, for the `review_audit` table."""
+
+    workflow_id: str
+    request_id: str
+    seq: int
+    record: ReviewRecord
 
 
 class TimelineEntry(Frozen):

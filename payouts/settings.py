@@ -12,7 +12,9 @@ from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from temporalio.converter import DataConverter
 
+from payouts.codec import EncryptionCodec, data_converter, parse_keys
 from payouts.policy import Policy, load_policy
 
 
@@ -73,6 +75,15 @@ class Settings(BaseSettings):
         "Default: derived from secret_key.",
     )
 
+    # --- encryption of Temporal payloads (and the codec server the UI uses to read them)
+    payload_keys: str = Field(
+        default="",
+        description="`id:base64key,...` (32-byte AES keys); the first encrypts, "
+        "all decrypt. Default: one derived from secret_key.",
+    )
+    codec_port: int = Field(default=8714, ge=0, description="The codec server's port.")
+    metrics_port: int = Field(default=9464, ge=0, description="Prometheus metrics (0: off).")
+
     # --- reconciliation
     held_too_long_hours: int = Field(default=72, ge=1)
 
@@ -117,6 +128,12 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.data_dir.resolve() / "reports"
+
+    def codec(self) -> EncryptionCodec:
+        return EncryptionCodec(parse_keys(self.payload_keys, secret=self.secret_key))
+
+    def data_converter(self) -> DataConverter:
+        return data_converter(self.codec())
 
     def vault_keys(self) -> list[str]:
         from payouts.vault import derived_key

@@ -24,7 +24,9 @@ from rich.console import Console
 from temporalio.client import Client
 
 from payouts import demo as demo_module
+from payouts import telemetry
 from payouts.client import PayoutsClient, ensure_search_attributes, wait_until_ready
+from payouts.codec_server import CodecServer
 from payouts.devserver import DevServer, free_port, port_open
 from payouts.httpserve import serve
 from payouts.policy import Policy
@@ -144,6 +146,10 @@ async def up(
 
     settings = resolve_ports(demo_timing(settings) if demo else settings)
     host, tport = _address(port)
+    codec_server = CodecServer(
+        settings.codec(), origins=(f"http://localhost:{ui_port}", f"http://127.0.0.1:{ui_port}")
+    )
+    await codec_server.start(port=settings.codec_port)
     server: DevServer | None = None
     if port_open(host, tport):
         console.print(f"using the Temporal server already listening at {host}:{tport}")
@@ -154,6 +160,7 @@ async def up(
             ui_port=ui_port,
             db_file=settings.temporal_db_path,
             log_file=settings.temporal_db_path.with_name("temporal.log"),
+            ui_codec_endpoint=codec_server.url,
         )
         console.print(
             f"starting the Temporal dev server at {server.address} "
@@ -163,7 +170,11 @@ async def up(
         ui = f"http://localhost:{ui_port}"
     stack = worker_module.Stack(settings, policy)
     try:
-        client = await wait_until_ready(target_host=f"{host}:{tport}")
+        client = await wait_until_ready(
+            settings.data_converter(),
+            target_host=f"{host}:{tport}",
+            runtime=telemetry.runtime(settings.metrics_port),
+        )
         added = await ensure_search_attributes(client)
         if added:
             console.print(f"registered search attributes: {', '.join(added)}")
@@ -191,6 +202,14 @@ async def up(
                 f"bank files: {settings.bank_dir}/outbound (pain.001) and /inbound "
                 "(pain.002, camt.054)"
             )
+            console.print(
+                f"payloads are encrypted; the codec server {codec_server.url} decodes "
+                "them for the UI of whoever runs it"
+            )
+            if settings.metrics_port:
+                console.print(
+                    f"Prometheus metrics: http://127.0.0.1:{settings.metrics_port}/metrics"
+                )
             if ui:
                 console.print(f"[bold]Temporal UI: {ui}[/]")
             if demo:
@@ -205,6 +224,7 @@ async def up(
             console.print("stopping the worker ...")
     finally:
         stack.close()
+        await codec_server.stop()
         if server is not None:
             console.print("stopping the Temporal dev server ...")
             server.stop()

@@ -254,6 +254,27 @@ class GiftCard(SQLModel, table=True):
     revealed_at: datetime | None = _when(nullable=True)
 
 
+class ReviewAudit(SQLModel, table=True):
+    """Every reviewer decision on every cash-out: who, when, what, through what, and
+    whether it counted (and if not, why)."""
+
+    __tablename__ = "review_audit"
+    __table_args__ = (UniqueConstraint("workflow_id", "seq", name="uq_review_audit"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workflow_id: str = Field(max_length=200, index=True)
+    request_id: str = Field(max_length=100)
+    seq: int
+    at: datetime = _when(index=True)
+    reviewer: str = Field(max_length=64)
+    decision: str = Field(max_length=16)
+    reason: str = Field(max_length=500)
+    accepted: bool
+    refusal: str = Field(max_length=200)
+    via: str = Field(max_length=16)
+    client: str = Field(max_length=64)
+
+
 class WebhookEvent(SQLModel, table=True):
     """Webhook events received from rails, kept for de-duplication and audit."""
 

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from payouts import devserver, search
 from payouts.db import Database
 from payouts.ledger import Ledger
 from payouts.policy import Policy, load_policy
+from payouts.settings import Settings
 from tests.harness import Harness
 
 PG_URL = os.environ.get(
@@ -152,7 +152,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=str(devserver.temporal_cli()),
         dev_server_extra_args=devserver.LATENCY_FLAGS,
         search_attributes=search.ALL,
-        data_converter=pydantic_data_converter,
+        data_converter=Settings().data_converter(),
         ui=False,
     )
     yield env

@@ -11,12 +11,12 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from payouts import devserver, search
 from payouts.demo import sandbox_iban
 from payouts.models import Stage
+from payouts.settings import Settings
 from tests.harness import Harness
 
 OUT = Path(__file__).parent / "histories"
@@ -28,7 +28,7 @@ async def record() -> None:
         dev_server_existing_path=str(devserver.temporal_cli()),
         dev_server_extra_args=devserver.LATENCY_FLAGS,
         search_attributes=search.ALL,
-        data_converter=pydantic_data_converter,
+        data_converter=Settings().data_converter(),
     )
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -78,7 +78,8 @@ async def test_review_approved_by_update(harness: Harness) -> None:
     status = await h.client.review(
         ticket.request_id, reviewer="bob", decision="approve", reason="known payee"
     )
-    assert status.reviews[-1].accepted and status.reviews[-1].via == "sdk"
+    assert status.reviews[-1].accepted
+    assert (status.reviews[-1].via, status.reviews[-1].client) == ("update", "sdk")
     result = await h.result(ticket.request_id)
     assert result.stage is Stage.PAID
     approved = [e.note for e in result.status.timeline if e.stage is Stage.APPROVED]

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import tomli_w
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from payouts import devserver
@@ -27,7 +26,7 @@ async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     are gone, would otherwise let time run ahead unpredictably."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(devserver.test_server()),
-        data_converter=pydantic_data_converter,
+        data_converter=Settings().data_converter(),
     )
     await ensure_search_attributes(env.client)
     yield env

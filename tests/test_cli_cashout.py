@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 from payouts import devserver
+from payouts.codec_server import CodecServer
 from payouts.models import Stage
 from tests.harness import Harness
 
@@ -73,7 +75,8 @@ async def test_cashout_review_and_status_commands(harness: Harness, tmp_path: Pa
     await h.result("cli-1")
     status = await in_thread(h, tmp_path, "status", "cli-1", "--json")
     data = json.loads(status.stdout)
-    assert data["stage"] == "PAID" and data["reviews"][-1]["via"] == "cli"
+    assert data["stage"] == "PAID" and data["reviews"][-1]["via"] == "update"
+    assert data["reviews"][-1]["client"].startswith("cli:")
     shown = await in_thread(h, tmp_path, "status", "cli-1")
     assert "PAID" in shown.stdout and "Timeline" in shown.stdout
     missing = await in_thread(h, tmp_path, "status", "nope-1")
@@ -94,55 +97,47 @@ async def test_cancel_command(harness: Harness, tmp_path: Path) -> None:
 
 async def test_temporal_cli_signal_and_query(harness: Harness) -> None:
     """A reviewer approves with `temporal workflow signal` (as from the UI) and an operator
-    reads the outcome with `temporal workflow query`."""
+    reads the outcome with `temporal workflow query`: through the codec server the answer is
+    readable; without it, it is ciphertext."""
     h = harness
     h.fund("quinn", "700.00")
     ticket = await h.cashout("quinn", "600", "wallet", "quinn@example.com")
     await h.wait_stage(ticket.request_id, Stage.AWAITING_REVIEW)
     address = h.temporal.service_client.config.target_host
     cli = str(devserver.temporal_cli())
+
+    def temporal(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [cli, "workflow", *args, "--address", address, "--workflow-id", ticket.workflow_id],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
     signal = await asyncio.to_thread(
-        subprocess.run,
-        [
-            cli,
-            "workflow",
-            "signal",
-            "--address",
-            address,
-            "--workflow-id",
-            ticket.workflow_id,
-            "--name",
-            "approve",
-            "--input",
-            '{"reviewer": "alice", "reason": "ok from the CLI"}',
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
+        temporal,
+        "signal",
+        "--name",
+        "approve",
+        "--input",
+        '{"reviewer": "alice", "reason": "ok from the CLI"}',
     )
     assert signal.returncode == 0, signal.stderr
     await h.result(ticket.request_id)
-    query = await asyncio.to_thread(
-        subprocess.run,
-        [
-            cli,
-            "workflow",
-            "query",
-            "--address",
-            address,
-            "--workflow-id",
-            ticket.workflow_id,
-            "--name",
-            "status",
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    codec = CodecServer(h.stack.settings.codec(), origins=())
+    await codec.start()
+    try:
+        query = await asyncio.to_thread(
+            temporal, "query", "--name", "status", "--output", "json", "--codec-endpoint", codec.url
+        )
+        raw = await asyncio.to_thread(temporal, "query", "--name", "status", "--output", "json")
+    finally:
+        await codec.stop()
     assert query.returncode == 0, query.stderr
     answer = json.loads(query.stdout)
     status = answer["queryResult"][0] if "queryResult" in answer else answer
     assert status["stage"] == "PAID"
     assert status["reviews"][0]["reviewer"] == "alice" and status["reviews"][0]["via"] == "signal"
+    assert codec.decoded >= 1
+    assert "PAID" not in raw.stdout
+    assert base64.b64encode(b"binary/encrypted").decode() in raw.stdout

@@ -8,7 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from payouts import devserver, notify
@@ -17,6 +16,7 @@ from payouts.client import ensure_search_attributes
 from payouts.demo import sandbox_iban
 from payouts.models import Stage
 from payouts.money import parse_micros
+from payouts.settings import Settings
 from tests.harness import Harness
 
 M = parse_micros
@@ -29,7 +29,7 @@ async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     are gone, would otherwise let time run ahead unpredictably."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(devserver.test_server()),
-        data_converter=pydantic_data_converter,
+        data_converter=Settings().data_converter(),
     )
     await ensure_search_attributes(env.client)
     yield env

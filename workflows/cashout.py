@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from payouts.models import (
         CANCELLABLE,
         TERMINAL,
+        AuditEntry,
         BankAccount,
         BankEnqueue,
         BankEvent,
@@ -112,7 +113,8 @@ def _remote(name: str, arg: object, result_type: type[T]) -> Awaitable[T]:
 
 
 WALLET_PATIENCE = timedelta(minutes=2)  # wait this long for a webhook before asking
-MAX_RECORDED_REFUSALS = 50
+MAX_RECORDED_REFUSALS = 50  # in the status; the audit table keeps up to MAX_AUDITED
+MAX_AUDITED = 500
 
 
 class _Ended(Exception):
@@ -144,6 +146,10 @@ class CashoutWorkflow:
         self._wallet_final: WalletPayout | None = None
         self._wallet_seen: set[str] = set()
         self._holder_mismatch = False
+        self._review_started = workflow.now()
+        self._review_wait: float | None = None
+        self._audit_pending: list[AuditEntry] = []
+        self._audit_seq = 0
         self._expected_arrival: datetime | None = None
         self._outcome = ""
         self._published_stage = Stage.REQUESTED  # set by the client at start
@@ -163,6 +169,8 @@ class CashoutWorkflow:
         with contextlib.suppress(_Ended):
             await self._pipeline()
         self._publish()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._flush_audit()
         return CashoutResult(
             request_id=inp.request.request_id, stage=self._stage, status=self.status()
         )
@@ -481,6 +489,7 @@ class CashoutWorkflow:
         review = self._in.rules.review
         self._approvals_needed = approvals
         timeout = timedelta(hours=review.timeout_hours)
+        self._review_started = workflow.now()
         self._review_deadline = workflow.now() + timeout
         plural = "s" if approvals > 1 else ""
         self._enter(Stage.AWAITING_REVIEW, f"{why}; {approvals} approval{plural} needed")
@@ -633,6 +642,27 @@ class CashoutWorkflow:
         self._stage = stage
         self._note(note)
         workflow.set_current_details(self._details())
+        q = self._in.quote
+        tags = {"method": q.method.value, "currency": q.currency}
+        meter = workflow.metric_meter()
+        meter.create_counter("payouts_cashout_stages", "cash-outs entering a stage").add(
+            1, {"stage": stage.value, **tags}
+        )
+        if stage is Stage.PAID:
+            meter.create_counter("payouts_paid_micros", "net paid, micro-units").add(q.net, tags)
+            meter.create_counter("payouts_fees_micros", "fees charged, micro-units").add(
+                q.fee, tags
+            )
+        if (
+            self._review_deadline is not None
+            and self._review_wait is None
+            and stage in (Stage.APPROVED, Stage.REJECTED, Stage.CANCELLED)
+        ):
+            waited = workflow.now() - self._review_started
+            self._review_wait = waited.total_seconds()
+            meter.create_histogram_float(
+                "payouts_review_wait_seconds", "from AWAITING_REVIEW to a decision", "s"
+            ).record(self._review_wait, {"method": q.method.value})
 
     def _details(self) -> str:
         q = self._in.quote
@@ -704,8 +734,11 @@ class CashoutWorkflow:
 
     # ------------------------------------------------------------------ reviews
 
-    def _review(self, reviewer: str, decision: str, reason: str, via: str) -> str | None:
-        """Apply one reviewer decision; record it either way. Returns why it was refused."""
+    def _review(
+        self, reviewer: str, decision: str, reason: str, via: str, client: str
+    ) -> str | None:
+        """Apply one reviewer decision, by signal or update alike, and record it either way
+        (status and audit trail). Returns why it was refused, or None."""
         why = refusal(
             self._in.rules,
             payee=self._in.request.user_id,
@@ -722,8 +755,19 @@ class CashoutWorkflow:
             reason=reason[:500],
             accepted=why is None,
             refusal=why or "",
-            via=via[:64],
+            via=via,
+            client=client[:64],
         )
+        self._audit_seq += 1
+        if self._audit_seq <= MAX_AUDITED:
+            self._audit_pending.append(
+                AuditEntry(
+                    workflow_id=workflow.info().workflow_id,
+                    request_id=self._in.request.request_id,
+                    seq=self._audit_seq,
+                    record=record,
+                )
+            )
         if why is not None:
             self._refusals += 1
             if self._refusals <= MAX_RECORDED_REFUSALS:
@@ -745,19 +789,29 @@ class CashoutWorkflow:
         workflow.set_current_details(self._details())
         return None
 
+    async def _flush_audit(self) -> None:
+        """Write pending audit entries (each handler flushes its own; the run, the rest)."""
+        if not self._audit_pending:
+            return
+        batch, self._audit_pending = self._audit_pending, []
+        await _local("record_review_audit", batch, int)
+
     @workflow.signal(name="approve")
-    def approve(self, decision: ReviewDecision) -> None:
-        self._review(decision.reviewer, "approve", decision.reason, decision.client or "signal")
+    async def approve(self, decision: ReviewDecision) -> None:
+        self._review(decision.reviewer, "approve", decision.reason, "signal", decision.client)
+        await self._flush_audit()
 
     @workflow.signal(name="reject")
-    def reject(self, decision: ReviewDecision) -> None:
-        self._review(decision.reviewer, "reject", decision.reason, decision.client or "signal")
+    async def reject(self, decision: ReviewDecision) -> None:
+        self._review(decision.reviewer, "reject", decision.reason, "signal", decision.client)
+        await self._flush_audit()
 
     @workflow.update(name="review")
-    def review(self, request: ReviewRequest) -> CashoutStatus:
+    async def review(self, request: ReviewRequest) -> CashoutStatus:
         why = self._review(
-            request.reviewer, request.decision, request.reason, request.client or "update"
+            request.reviewer, request.decision, request.reason, "update", request.client
         )
+        await self._flush_audit()
         if why is not None:
             raise ApplicationError(why, type="review_refused", non_retryable=True)
         return self.status()

@@ -1,0 +1,204 @@
+"""Personal data encrypted in Temporal, the codec server, the reviewer audit trail, and
+the metrics a worker exposes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from payouts import audit, giftcards, telemetry
+from payouts.codec import CodecError, EncryptionCodec, new_key, parse_keys
+from payouts.codec_server import CodecServer
+from payouts.demo import sandbox_iban
+from payouts.devserver import free_port
+from payouts.models import Stage
+from payouts.settings import Settings
+from tests.harness import Harness
+
+
+async def test_histories_hold_no_personal_data_in_clear(harness: Harness) -> None:
+    """Names, account numbers, wallet ids, addresses and gift codes never appear in a raw
+    history; with the codec the same history reads back (so they were there, sealed)."""
+    h = harness
+    iban = sandbox_iban("7001")
+    h.stack.identity.register("pii", "verified", legal_name="Zoë Secretname")
+    for user in ("pii", "pwl", "pgc"):
+        h.fund(user, "100.00")
+    bank = await h.cashout("pii", "60", "bank_transfer", iban, holder="Zoë Secretname")
+    wallet = await h.cashout("pwl", "10", "wallet", "+4915199998888")
+    gift = await h.cashout("pgc", "25", "gift_card", "hidden.mailbox@example.org")
+    await h.wait_for(bank.request_id, lambda s: any("queued" in e.note for e in s.timeline))
+    await h.bank_cycle()
+    for t in (bank, wallet, gift):
+        await h.wait_stage(t.request_id, Stage.PAID)
+    [card] = giftcards.reveal(
+        h.stack.db,
+        h.stack.vault,
+        request_id=gift.request_id,
+        user_id="pgc",
+        at=_now(),
+    )
+    secrets = [iban, "Secretname", "+4915199998888", "hidden.mailbox", card.code]
+    plain = await Client.connect(
+        h.temporal.service_client.config.target_host, data_converter=pydantic_data_converter
+    )
+    raw = ""
+    for t in (bank, wallet, gift):
+        raw += (await plain.get_workflow_handle(t.workflow_id).fetch_history()).to_json()
+    batches = [w async for w in plain.list_workflows('WorkflowType = "BankBatchWorkflow"')]
+    for b in batches:
+        raw += (await plain.get_workflow_handle(b.id).fetch_history()).to_json()
+    for secret in secrets:
+        assert secret not in raw, secret
+    decoded = await h.temporal.get_workflow_handle(bank.workflow_id).fetch_history()
+    first = decoded.events[0].workflow_execution_started_event_attributes.input.payloads[0]
+    readable = (await h.stack.settings.codec().decode([first]))[0].data.decode()
+    assert iban in readable and "Secretname" in readable
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def test_codec_key_rotation() -> None:
+    """A new key writes; old payloads still read; a payload under an unknown key fails."""
+    old = parse_keys(f"k1:{new_key()}", secret="x")
+    sealed = await EncryptionCodec(old).encode([Payload(data=b'"hello"')])
+    rotated = EncryptionCodec(parse_keys(f"k2:{new_key()}", secret="x") + old)
+    assert (await rotated.decode(sealed))[0].data == b'"hello"'
+    fresh = await rotated.encode([Payload(data=b"x")])
+    assert fresh[0].metadata["encryption-key-id"] == b"k2"
+    with pytest.raises(CodecError, match="unknown key 'k2'"):
+        await EncryptionCodec(old).decode(fresh)
+    with pytest.raises(CodecError, match="must be 32 bytes"):
+        parse_keys("k:" + base64.b64encode(b"short").decode(), secret="x")
+
+
+async def test_codec_server_decodes_for_allowed_origins() -> None:
+    """The UI's remote codec protocol: /decode and /encode, CORS only for the UI's origin."""
+    codec = Settings().codec()
+    server = CodecServer(codec, origins=("http://localhost:8233",))
+    await server.start()
+    sealed = await codec.encode([Payload(metadata={"encoding": b"json/plain"}, data=b'"Zoe"')])
+    body = json_format.MessageToJson(Payloads(payloads=sealed))
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"{server.url}/decode", data=body, headers={"Origin": "http://localhost:8233"}
+            ) as resp:
+                answer = json_format.Parse(await resp.text(), Payloads())
+                allowed = resp.headers.get("Access-Control-Allow-Origin")
+            async with http.post(
+                f"{server.url}/decode", data=body, headers={"Origin": "http://evil.example"}
+            ) as resp:
+                denied = resp.headers.get("Access-Control-Allow-Origin")
+            async with http.post(f"{server.url}/decode", data="nonsense") as resp:
+                bad = resp.status
+    finally:
+        await server.stop()
+    assert answer.payloads[0].data == b'"Zoe"'
+    assert (allowed, denied, bad) == ("http://localhost:8233", None, 400)
+
+
+async def test_every_review_decision_is_audited(harness: Harness) -> None:
+    """Unknown reviewers, the payee, a repeated approval under four eyes (by signal or
+    update) are refused and recorded; accepted decisions too: who, when, what, how, from
+    which client."""
+    h = harness
+    h.fund("carol", "2200.00")  # carol is a reviewer, cashing out for herself
+    ticket = await h.cashout("carol", "2100", "wallet", "carol@example.com")
+    rid = ticket.request_id
+    await h.wait_stage(rid, Stage.AWAITING_REVIEW)
+    await h.client.approve(rid, reviewer="carol", client="ui")  # the payee, by signal
+    await h.client.approve(rid, reviewer="mallory")  # a stranger, by signal
+    await h.client.review(rid, reviewer="bob", decision="approve", client="sdk:ops")
+    await h.client.approve(rid, reviewer="bob")  # the same reviewer twice, by signal
+    status = await h.wait_for(rid, lambda s: len(s.reviews) == 4)
+    assert status.stage is Stage.AWAITING_REVIEW  # no signal got around the rules
+    await h.client.review(rid, reviewer="alice", decision="approve")
+    await h.result(rid)
+    trail = audit.entries(h.stack.db, ticket.workflow_id)
+    rows = [(e.reviewer, e.decision, e.accepted, e.via, e.client) for e in trail]
+    assert rows == [
+        ("carol", "approve", False, "signal", "ui"),
+        ("mallory", "approve", False, "signal", "sdk"),
+        ("bob", "approve", True, "update", "sdk:ops"),
+        ("bob", "approve", False, "signal", "sdk"),
+        ("alice", "approve", True, "update", "sdk"),
+    ]
+    assert trail[0].refusal == "reviewers cannot decide on their own cash-out"
+    assert [e.seq for e in trail] == [1, 2, 3, 4, 5]
+
+
+async def test_worker_exposes_prometheus_metrics(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """The SDK's metrics and ours (stages, amounts, fees, review wait) on /metrics."""
+    port = free_port()
+    settings = Settings(data_dir=tmp_path, task_queue=f"m-{uuid.uuid4().hex[:6]}")
+    client = await Client.connect(
+        temporal_env.client.service_client.config.target_host,
+        data_converter=settings.data_converter(),
+        runtime=telemetry.runtime(port),
+    )
+    from payouts.client import PayoutsClient
+    from worker import Stack
+
+    stack = Stack(settings)
+    payouts = PayoutsClient(client, policy=stack.policy, task_queue=settings.task_queue)
+    stack.ledger.credit_earning(
+        event_id="m1",
+        user_id="met",
+        currency="USD",
+        amount=700_000_000,
+        earned_at=_now() - timedelta(days=10),
+    )
+    try:
+        async with stack.worker(client):
+            paid = await payouts.request_cashout(
+                request_id=uuid.uuid4().hex[:10],
+                user_id="met",
+                amount=25_000_000,
+                currency="USD",
+                method="gift_card",
+                destination="m@e.org",
+            )
+            await payouts.result(paid.request_id)
+            held = await payouts.request_cashout(
+                request_id=uuid.uuid4().hex[:10],
+                user_id="met",
+                amount=600_000_000,
+                currency="USD",
+                method="bank_transfer",
+                destination=sandbox_iban("7002"),
+                holder="Met",
+            )
+            for _ in range(200):
+                if (await payouts.status(held.request_id)).stage is Stage.AWAITING_REVIEW:
+                    break
+                await asyncio.sleep(0.05)
+            await payouts.reject(held.request_id, reviewer="bob", reason="no")
+            await payouts.result(held.request_id)
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"http://127.0.0.1:{port}/metrics") as resp,
+            ):
+                text = await resp.text()
+    finally:
+        stack.close()
+    assert "payouts_cashout_stages{" in text and 'stage="PAID"' in text
+    assert "payouts_paid_micros{" in text and "25000000" in text
+    assert "payouts_fees_micros{" in text
+    assert "payouts_review_wait_seconds_bucket{" in text
+    assert "temporal_workflow_completed" in text  # the SDK's own
