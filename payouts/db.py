@@ -108,6 +108,16 @@ class Database:
         with self._writer.begin() as conn:
             yield conn
 
+    def insert_new(self, table: Any) -> Any:
+        """`INSERT ... ON CONFLICT DO NOTHING` in this database's dialect: a row whose key
+        exists is skipped (rowcount 0); a racing writer of the same key waits for the first
+        to commit instead of failing."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        if self.is_sqlite:
+            return sqlite.insert(table).on_conflict_do_nothing()
+        return postgresql.insert(table).on_conflict_do_nothing()
+
     def dispose(self) -> None:
         self.engine.dispose()
 

@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from payouts import validation
 from payouts.errors import IdempotencyConflict, InvalidInput, PayoutError
-from payouts.ledger import CreditSummary, EarningRow, Ledger
+from payouts.ledger import IN_BATCH_CONFLICT, CreditSummary, EarningRow, Ledger
 from payouts.money import CURRENCIES, parse_micros
 from payouts.tables import to_epoch_us
 
@@ -214,6 +214,8 @@ def ingest_file(
         except IdempotencyConflict as exc:
             raise IngestRefused(f"{path}: refused, nothing written: {exc.message}") from None
     _merge(report, summary)
+    if summary.conflicts:
+        _locate(path, fmt, now, report, summary)
     if rejects is not None:
         _write_rejects(rejects, report.rejected)
     return report
@@ -223,8 +225,31 @@ def _merge(report: IngestReport, summary: CreditSummary) -> None:
     report.credited = summary.credited
     report.duplicates = summary.duplicates
     report.credited_amount = dict(summary.credited_amount)
-    for conflict in summary.conflicts:
-        report.rejected.append(Rejected(0, f"event_id {conflict.event_id}: {conflict.reason}", ""))
+
+
+def _locate(
+    path: Path, fmt: str, now: datetime, report: IngestReport, summary: CreditSummary
+) -> None:
+    """Name the line of each conflicting row: a second pass over the file, only when there
+    are conflicts. It tells rows apart the way `credit_earnings` did: the first row with an
+    event id conflicts when the ledger already holds that id with other content; a later
+    row conflicts when it differs from the first."""
+    with_ledger = {c.event_id: c.reason for c in summary.conflicts if c.reason != IN_BATCH_CONFLICT}
+    in_batch = {c.event_id for c in summary.conflicts if c.reason == IN_BATCH_CONFLICT}
+    first: dict[str, EarningRow] = {}
+    with open_text(path) as fh:
+        for number, row, _, raw in read_rows(fh, fmt, now):
+            if row is None or (row.event_id not in with_ledger and row.event_id not in in_batch):
+                continue
+            seen = first.setdefault(row.event_id, row)
+            if seen is row and row.event_id in with_ledger:
+                why = with_ledger[row.event_id].removeprefix("event_id ")
+            elif seen is not row and seen != row:
+                why = IN_BATCH_CONFLICT.removeprefix("event_id ")
+            else:
+                continue
+            report.rejected.append(Rejected(number, f"event_id: {row.event_id!r} {why}", raw))
+    report.rejected.sort(key=lambda r: r.line)
 
 
 def _refusal(path: Path, report: IngestReport) -> str:

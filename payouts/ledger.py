@@ -119,6 +119,9 @@ class HoldReceipt(BaseModel):
     replayed: bool = False
 
 
+IN_BATCH_CONFLICT = "event_id appears twice in this batch with different content"
+
+
 class Conflict(NamedTuple):
     event_id: str
     reason: str
@@ -346,7 +349,7 @@ class Ledger:
                     elif first == row:
                         summary.duplicates += 1
                     else:
-                        reason = "event_id appears twice in this batch with different content"
+                        reason = IN_BATCH_CONFLICT
                         if on_conflict == "raise":
                             raise IdempotencyConflict(f"event_id {row.event_id!r}: {reason}")
                         summary.conflicts.append(Conflict(row.event_id, reason))
@@ -884,7 +887,7 @@ class Ledger:
         owners = sorted({o for o, _, _ in ordered})
         if self.db.is_sqlite:
             conn.execute(
-                _sqlite_insert_ignore(),
+                self.db.insert_new(_ACC),
                 [{"owner": o, "kind": k, "currency": c, "balance": 0} for o, k, c in ordered],
             )
             rows: list[Any] = []
@@ -955,18 +958,23 @@ class Ledger:
         ids = [acc for acc, _ in legs]
         amounts = [amt for _, amt in legs]
         params = {"tx": tx_id, "ids": ids, "amounts": amounts}
+        # Lock the accounts in id order before anything else touches them, so that concurrent
+        # writers never deadlock. It must come before the legs: their foreign-key check takes
+        # a KEY SHARE lock on each account, and two posts that both hold KEY SHARE on the
+        # platform's clearing account would each wait for the other to upgrade. NO KEY UPDATE
+        # is what the balance update needs, and it does not block other writers' key checks.
+        conn.execute(
+            text(
+                "SELECT id FROM accounts WHERE id = ANY(CAST(:ids AS int[])) ORDER BY id "
+                "FOR NO KEY UPDATE"
+            ),
+            params,
+        )
         conn.execute(
             text(
                 "INSERT INTO ledger_legs (transaction_id, account_id, amount) "
                 "SELECT :tx, i, a FROM unnest(CAST(:ids AS int[]), CAST(:amounts AS bigint[])) "
                 "AS t(i, a)"
-            ),
-            params,
-        )
-        # Lock in id order first, so that concurrent writers never deadlock.
-        conn.execute(
-            text(
-                "SELECT id FROM accounts WHERE id = ANY(CAST(:ids AS int[])) ORDER BY id FOR UPDATE"
             ),
             params,
         )
@@ -982,7 +990,7 @@ class Ledger:
     def _locked_balance(self, conn: Connection, account_id: int) -> int:
         stmt = select(_ACC.c.balance).where(_ACC.c.id == account_id)
         if not self.db.is_sqlite:
-            stmt = stmt.with_for_update()
+            stmt = stmt.with_for_update(key_share=True)  # FOR NO KEY UPDATE, as in _move
         return int(conn.execute(stmt).scalar_one())
 
     def _balance_of(self, conn: Connection, account_id: int) -> int:
@@ -1047,12 +1055,6 @@ class Ledger:
                     f"cash-outs to {format_money(total + amount, currency)}; the daily limit is "
                     f"{format_money(amount_limit, currency)}"
                 )
-
-
-def _sqlite_insert_ignore() -> Any:
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(_ACC).on_conflict_do_nothing(index_elements=["owner", "kind", "currency"])
 
 
 def _chunks(rows: Iterable[EarningRow], size: int) -> Iterator[list[EarningRow]]:

@@ -313,6 +313,33 @@ def test_racing_replays_of_one_key_write_once(ledger: Ledger, clock: FakeClock) 
     assert ledger.balance("u1", USD).held == 2_000_000
 
 
+def test_concurrent_cash_outs_of_many_users_do_not_deadlock(
+    ledger: Ledger, clock: FakeClock
+) -> None:
+    """Posts and reversals of different users all share the platform's clearing and fee
+    accounts; run side by side they all go through (no deadlock) and the books balance."""
+    users = [f"u{i}" for i in range(24)]
+    for user in users:
+        fund(ledger, clock, user, 5_000_000)
+        ledger.reserve(key=f"{user}:r", hold_id=user, user_id=user, currency=USD, amount=3_000_000)
+    start = threading.Barrier(8)
+
+    def cash_out(i: int) -> str:
+        user = users[i]
+        if i < 8:
+            start.wait()
+        ledger.post(key=f"{user}:p", hold_id=user, gross=2_000_000 + i, fee=10_000)
+        if i % 3 == 0:
+            ledger.reverse(key=f"{user}:x", hold_id=user, reason="returned")
+        return user
+
+    with ThreadPoolExecutor(8) as pool:
+        done = list(pool.map(cash_out, range(len(users))))
+    assert done == users
+    assert ledger.audit() == []
+    assert ledger.totals(USD).conserved
+
+
 def test_audit_detects_a_tampered_balance(ledger: Ledger, clock: FakeClock) -> None:
     """The audit is not a rubber stamp: a balance edited behind the ledger's back is found."""
     fund(ledger, clock, "u1", 5_000_000)
