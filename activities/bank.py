@@ -61,6 +61,7 @@ class BankActivities:
         )
         sent = []
         for b in book.batches(self.ledger.db, status="created"):
+            activity.heartbeat(b.id)  # a worker lost mid-cycle is noticed in seconds
             xml = build_pain001(
                 Batch(
                     message_id=b.id,
@@ -98,14 +99,20 @@ class BankActivities:
     @activity.defn(name="process_bank_reports")
     @domain_errors
     def process_bank_reports(self, as_of: datetime) -> BankCycle:
-        """Fetch the bank's new reports, keep each file, apply it to the batch book."""
+        """Fetch the bank's reports, keep each file, apply it to the batch book (once per
+        file name), and only then acknowledge them to the bank: a crash in between means
+        the same files come again, and applying them again changes nothing."""
         files = moved = 0
-        for name, xml in self.bank.fetch(as_of):
+        fetched = self.bank.fetch(as_of)
+        for name, xml in fetched:
+            activity.heartbeat(name)  # a worker lost mid-cycle is noticed in seconds
             write_atomically(self.inbound / name, xml)
-            moved += book.apply_report(
+            changed = book.apply_report(
                 self.ledger.db, name=name, report=parse_report(xml), at=as_of
             )
+            moved += changed
             files += 1
+        self.bank.acknowledge([name for name, _ in fetched])
         return BankCycle(report_files=files, items_moved=moved)
 
     @activity.defn(name="bank_signals")

@@ -17,6 +17,9 @@ with workflow.unsafe.imports_passed_through():
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 ROUND = 500
+# The schedules skip a run while the last one is still open: a worker lost in the middle of
+# a cycle must be noticed in seconds, or batches and reports would wait for the 5 minutes.
+HEARTBEAT = timedelta(seconds=15)
 
 
 async def _tell_cashouts() -> tuple[int, int]:
@@ -62,7 +65,8 @@ class BankBatchWorkflow:
     async def run(self) -> BankCycle:
         cycle: BankCycle = await workflow.execute_activity(
             "cut_bank_batches", workflow.now(), result_type=BankCycle,
-            start_to_close_timeout=timedelta(minutes=5), retry_policy=RETRY,
+            start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=HEARTBEAT,
+            retry_policy=RETRY,
         )  # fmt: skip
         told, late = await _tell_cashouts()
         return cycle.model_copy(update={"signalled": told, "late": late})
@@ -76,7 +80,8 @@ class BankReportsWorkflow:
     async def run(self) -> BankCycle:
         cycle: BankCycle = await workflow.execute_activity(
             "process_bank_reports", workflow.now(), result_type=BankCycle,
-            start_to_close_timeout=timedelta(minutes=5), retry_policy=RETRY,
+            start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=HEARTBEAT,
+            retry_policy=RETRY,
         )  # fmt: skip
         told, late = await _tell_cashouts()
         return cycle.model_copy(update={"signalled": told, "late": late})

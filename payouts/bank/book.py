@@ -208,7 +208,18 @@ def apply_report(db: Database, *, name: str, report: Report, at: datetime) -> in
     moved = 0
     now = to_epoch_us(at)
     with db.write_connection() as conn:
-        if conn.execute(select(_FILE.c.name).where(_FILE.c.name == name)).first():
+        # Claim the file name first: a second run applying the same file at the same time
+        # waits here for the first to commit, then skips it.
+        claimed = conn.execute(
+            db.insert_new(_FILE).values(
+                name=name,
+                kind=report.kind,
+                message_id=report.message_id[:35],
+                items=len(report.items),
+                received_at=now,
+            )
+        ).rowcount
+        if not claimed:
             return 0
         if report.kind == "pain.002" and report.file_status == "RJCT" and not report.items:
             # The whole file was refused: every item of the batch is rejected.
@@ -239,15 +250,6 @@ def apply_report(db: Database, *, name: str, report: Report, at: datetime) -> in
                 )
             )
             moved += 1
-        conn.execute(
-            insert(_FILE).values(
-                name=name,
-                kind=report.kind,
-                message_id=report.message_id[:35],
-                items=len(report.items),
-                received_at=now,
-            )
-        )
     return moved
 
 

@@ -61,6 +61,12 @@ CREATE TABLE IF NOT EXISTS bank_txs (
     PRIMARY KEY (end_to_end_id, message_id)
 );
 CREATE TABLE IF NOT EXISTS bank_out_seq (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT);
+CREATE TABLE IF NOT EXISTS bank_out_files (
+    name TEXT PRIMARY KEY,
+    body BLOB NOT NULL,
+    created_at_us INTEGER NOT NULL,
+    acked INTEGER NOT NULL DEFAULT 0
+);
 """
 
 MAGIC = {
@@ -150,51 +156,71 @@ class SandboxBank:
                 )
 
     def fetch(self, as_of: datetime) -> list[tuple[str, bytes]]:
-        """Every report due by `as_of` and not fetched before, as (file name, bytes)."""
+        """Every report due by `as_of` that the customer has not acknowledged yet, as
+        (file name, bytes), oldest first. Like files in an SFTP folder, a report stays
+        available until `acknowledge` removes it: a customer that crashes mid-download
+        gets it again."""
+        with self.db.tx() as conn:
+            for name, body in self._produce(conn, as_of):
+                conn.execute(
+                    "INSERT INTO bank_out_files (name, body, created_at_us) VALUES (?, ?, ?)",
+                    (name, body, to_epoch_us(as_of)),
+                )
+            rows = conn.execute(
+                "SELECT name, body FROM bank_out_files WHERE acked = 0 ORDER BY name"
+            ).fetchall()
+        return [(str(n), bytes(b)) for n, b in rows]
+
+    def acknowledge(self, names: list[str]) -> None:
+        """The customer has stored these reports: they are no longer offered."""
+        with self.db.tx() as conn:
+            conn.executemany(
+                "UPDATE bank_out_files SET acked = 1 WHERE name = ?", [(n,) for n in names]
+            )
+
+    def _produce(self, conn: sqlite3.Connection, as_of: datetime) -> list[tuple[str, bytes]]:
+        """Build every report that has become due by `as_of`."""
         now = to_epoch_us(as_of)
         out: list[tuple[str, bytes]] = []
-        with self.db.tx() as conn:
-            for message_id, valid in conn.execute(
-                "SELECT message_id, valid FROM bank_in_files WHERE acked = 0 AND ack_due_us <= ?"
-                " ORDER BY received_at_us",
-                (now,),
-            ).fetchall():
-                txs = conn.execute(
-                    "SELECT end_to_end_id, reject_code FROM bank_txs WHERE message_id = ? "
-                    "ORDER BY end_to_end_id",
-                    (message_id,),
-                ).fetchall()
-                name = self._name(conn, "pain002")
-                out.append(
-                    (
-                        name,
-                        build_pain002(
-                            message_id=name.removesuffix(".xml")[-35:],
-                            created_at=as_of,
-                            original_message_id=message_id,
-                            rejected={e: c for e, c in txs if c},
-                            accepted=[e for e, c in txs if not c],
-                            file_rejected=not valid,
-                        ),
-                    )
-                )
-                conn.execute(
-                    "UPDATE bank_in_files SET acked = 1 WHERE message_id = ?", (message_id,)
-                )
-            booked = conn.execute(
-                "SELECT end_to_end_id, message_id, currency, amount FROM bank_txs WHERE "
-                "reject_code IS NULL AND booked = 0 AND book_due_us <= ? ORDER BY book_due_us, "
-                "end_to_end_id",
-                (now,),
+        for message_id, valid in conn.execute(
+            "SELECT message_id, valid FROM bank_in_files WHERE acked = 0 AND ack_due_us <= ?"
+            " ORDER BY received_at_us",
+            (now,),
+        ).fetchall():
+            txs = conn.execute(
+                "SELECT end_to_end_id, reject_code FROM bank_txs WHERE message_id = ? "
+                "ORDER BY end_to_end_id",
+                (message_id,),
             ).fetchall()
-            out += self._notifications(conn, booked, as_of, returned=False)
-            returned = conn.execute(
-                "SELECT end_to_end_id, message_id, currency, amount, return_code FROM bank_txs "
-                "WHERE booked = 1 AND returned = 0 AND return_due_us IS NOT NULL AND "
-                "return_due_us <= ? ORDER BY return_due_us, end_to_end_id",
-                (now,),
-            ).fetchall()
-            out += self._notifications(conn, returned, as_of, returned=True)
+            name = self._name(conn, "pain002")
+            out.append(
+                (
+                    name,
+                    build_pain002(
+                        message_id=name.removesuffix(".xml")[-35:],
+                        created_at=as_of,
+                        original_message_id=message_id,
+                        rejected={e: c for e, c in txs if c},
+                        accepted=[e for e, c in txs if not c],
+                        file_rejected=not valid,
+                    ),
+                )
+            )
+            conn.execute("UPDATE bank_in_files SET acked = 1 WHERE message_id = ?", (message_id,))
+        booked = conn.execute(
+            "SELECT end_to_end_id, message_id, currency, amount FROM bank_txs WHERE "
+            "reject_code IS NULL AND booked = 0 AND book_due_us <= ? ORDER BY book_due_us, "
+            "end_to_end_id",
+            (now,),
+        ).fetchall()
+        out += self._notifications(conn, booked, as_of, returned=False)
+        returned = conn.execute(
+            "SELECT end_to_end_id, message_id, currency, amount, return_code FROM bank_txs "
+            "WHERE booked = 1 AND returned = 0 AND return_due_us IS NOT NULL AND "
+            "return_due_us <= ? ORDER BY return_due_us, end_to_end_id",
+            (now,),
+        ).fetchall()
+        out += self._notifications(conn, returned, as_of, returned=True)
         return out
 
     def statement(self) -> list[BankLine]:
