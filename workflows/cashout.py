@@ -149,6 +149,7 @@ class CashoutWorkflow:
         self._review_started = workflow.now()
         self._review_wait: float | None = None
         self._audit_pending: list[AuditEntry] = []
+        self._closing = False
         self._audit_seq = 0
         self._expected_arrival: datetime | None = None
         self._outcome = ""
@@ -166,11 +167,13 @@ class CashoutWorkflow:
 
     @workflow.run
     async def run(self, inp: CashoutInput) -> CashoutResult:
+        auditor = asyncio.ensure_future(self._auditor())
         with contextlib.suppress(_Ended):
             await self._pipeline()
         self._publish()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._flush_audit()
+        self._closing = True
+        await auditor
         return CashoutResult(
             request_id=inp.request.request_id, stage=self._stage, status=self.status()
         )
@@ -789,29 +792,32 @@ class CashoutWorkflow:
         workflow.set_current_details(self._details())
         return None
 
-    async def _flush_audit(self) -> None:
-        """Write pending audit entries (each handler flushes its own; the run, the rest)."""
-        if not self._audit_pending:
-            return
-        batch, self._audit_pending = self._audit_pending, []
-        await _local("record_review_audit", batch, int)
+    async def _auditor(self) -> None:
+        """Writes the audit trail as decisions come in, until the cash-out closes.
+
+        Handlers only queue entries: an activity awaited inside an update handler would race
+        the main coroutine, and on replay the update's answer could land before commands it
+        followed the first time (a non-determinism error, seen in the chaos run)."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self._audit_pending) or self._closing)
+            if not self._audit_pending:
+                return
+            batch, self._audit_pending = self._audit_pending, []
+            await _local("record_review_audit", batch, int)
 
     @workflow.signal(name="approve")
-    async def approve(self, decision: ReviewDecision) -> None:
+    def approve(self, decision: ReviewDecision) -> None:
         self._review(decision.reviewer, "approve", decision.reason, "signal", decision.client)
-        await self._flush_audit()
 
     @workflow.signal(name="reject")
-    async def reject(self, decision: ReviewDecision) -> None:
+    def reject(self, decision: ReviewDecision) -> None:
         self._review(decision.reviewer, "reject", decision.reason, "signal", decision.client)
-        await self._flush_audit()
 
     @workflow.update(name="review")
-    async def review(self, request: ReviewRequest) -> CashoutStatus:
+    def review(self, request: ReviewRequest) -> CashoutStatus:
         why = self._review(
             request.reviewer, request.decision, request.reason, "update", request.client
         )
-        await self._flush_audit()
         if why is not None:
             raise ApplicationError(why, type="review_refused", non_retryable=True)
         return self.status()
