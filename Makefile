@@ -35,5 +35,9 @@ pytest: $(STAMP)
 bench: compile
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# 200 cash-outs through worker SIGKILLs, server restarts and every rail fault (a few minutes).
+chaos: compile
+	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
+
 clean:
 	rm -rf $(VENV) .payouts .mypy_cache .pytest_cache .ruff_cache

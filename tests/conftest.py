@@ -119,7 +119,17 @@ def policy() -> Policy:
     return load_policy()
 
 
-# ---------------------------------------------------------------- exit status
+# ---------------------------------------------------------------- summary and exit status
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    fuzz = sys.modules.get("tests.test_fuzz")
+    tried = getattr(fuzz, "TRIED", None)
+    if tried:
+        terminalreporter.write_line(
+            "hostile inputs tried: " + ", ".join(f"{n} {k}" for k, n in sorted(tried.items()))
+        )
+
 
 _exit_status: list[int] = []
 

@@ -27,6 +27,7 @@ import hmac
 import json
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -100,6 +101,7 @@ class WalletSandbox:
         self.faults = faults or WalletFaults()
         db.read().executescript(SCHEMA)
         self._runner: web.AppRunner | None = None
+        self.injected: Counter[str] = Counter()  # faults served, by kind
         self._dispatcher: asyncio.Task[None] | None = None
         self.url = ""
 
@@ -149,8 +151,10 @@ class WalletSandbox:
         calls = await asyncio.to_thread(self._count_call, key)
         f = self.faults
         if self._chance(key, calls, "error") < f.error_rate:
+            self.injected["503"] += 1
             return _error(503, "unavailable", "try again")
         if self._chance(key, calls, "throttle") < f.throttle_rate:
+            self.injected["429"] += 1
             return web.json_response(
                 {"error": "rate_limited"}, status=429, headers={"Retry-After": "1"}
             )
@@ -163,6 +167,7 @@ class WalletSandbox:
                 "this Idempotency-Key was used with a different request",
             )
         if self._chance(key, calls, "timeout") < f.timeout_rate:
+            self.injected["timeout"] += 1
             await asyncio.sleep(f.timeout_seconds)  # applied; the caller has given up by now
         return web.json_response(payout, status=status)
 
@@ -318,6 +323,8 @@ class WalletSandbox:
                 {"id": event_id, "type": kind, "created": int(time.time()), "data": payout}
             ).encode()
             ok = False
+            if copies > 1:
+                self.injected["duplicate webhook"] += copies - 1
             for _ in range(copies):
                 stamp = int(time.time())
                 headers = {
