@@ -146,7 +146,8 @@ class Stack:
 async def run_worker(settings: Settings) -> None:
     stack = Stack(settings)
     client = await connect(
-        settings.data_converter(), runtime=telemetry.runtime(settings.metrics_port)
+        settings.data_converter(),
+        runtime=telemetry.runtime(settings.metrics_port, settings.metrics_host),
     )
     worker = stack.worker(client)
     stop = asyncio.Event()
@@ -154,8 +155,8 @@ async def run_worker(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     metrics = (
-        f"; metrics at http://127.0.0.1:{settings.metrics_port}/metrics"
-        if (settings.metrics_port)
+        f"; metrics at http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+        if settings.metrics_port
         else ""
     )
     print(

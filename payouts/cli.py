@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import Coroutine
 from datetime import UTC, date, datetime, timedelta
@@ -597,6 +598,41 @@ def review_reject(
     _decide(request_id, reviewer, "reject", reason, signal, json_out)
 
 
+@review_app.command("audit")
+def review_audit(
+    request_id: Annotated[
+        str | None, typer.Argument(metavar="[REQUEST_ID]", help="One cash-out (default: all).")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The reviewer audit trail: every decision, accepted or refused, oldest first."""
+    from rich.markup import escape
+
+    from payouts import audit as trail
+
+    rows = trail.entries(env.db, None if request_id is None else f"cashout-{request_id}")
+    if json_out:
+        emit_json([r.model_dump(mode="json", exclude={"id"}) for r in rows])
+        return
+    if not rows:
+        out.print("no reviewer decisions recorded" + (f" for {request_id}" if request_id else ""))
+        return
+    table = Table(title="Reviewer decisions")
+    for col in ("at (UTC)", "request id", "reviewer", "decision", "through"):
+        table.add_column(col, no_wrap=col in ("at (UTC)", "request id"))
+    table.add_column("reason, or why it was refused")
+    for r in rows:
+        table.add_row(
+            f"{r.at:%m-%d %H:%M:%S}",
+            escape(r.request_id),
+            escape(r.reviewer),
+            r.decision if r.accepted else f"{r.decision} [red]refused[/]",
+            escape(f"{r.via} from {r.client}"),
+            escape(r.reason if r.accepted else r.refusal),
+        )
+    out.print(table)
+
+
 # ---------------------------------------------------------------------------- rails
 
 
@@ -745,6 +781,51 @@ def up(
     asyncio.run(
         stack.up(env.settings, env.policy, demo=demo, port=port, ui_port=ui_port, console=out)
     )
+
+
+@app.command("codec-server")
+def codec_server(
+    port: Annotated[int, typer.Option(help="Port to listen on (localhost only).")] = 8714,
+    ui_origin: Annotated[
+        list[str] | None,
+        typer.Option("--ui-origin", help="A Temporal UI origin allowed to call it (repeat)."),
+    ] = None,
+) -> None:
+    """Run the codec server alone, for an operator's Temporal UI (Settings > Codec Server)
+    or `temporal --codec-endpoint`: it decrypts payloads with PAYOUTS_PAYLOAD_KEYS."""
+    from payouts.codec_server import CodecServer
+
+    origins = tuple(ui_origin or ("http://localhost:8233", "http://127.0.0.1:8233"))
+
+    async def serve() -> None:
+        server = CodecServer(env.settings.codec(), origins=origins)
+        url = await server.start(port=port)
+        out.print(f"codec server at {url} for {', '.join(origins)}; Ctrl-C stops it")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await server.stop()
+
+    asyncio.run(serve())
+
+
+@app.command()
+def keygen(
+    key_id: Annotated[str, typer.Argument(help="A name for the key, e.g. 2026-11.")],
+) -> None:
+    """Print a new payload key as `id:base64key`. To rotate, put it first in
+    PAYOUTS_PAYLOAD_KEYS and keep the old ones after it, on every worker and codec server."""
+    from payouts.codec import new_key, parse_keys
+
+    if not key_id or any(c in key_id for c in ":, ") or not key_id.isprintable():
+        raise InvalidInput("key_id: must be a non-empty name without ':', ',' or spaces")
+    spec = f"{key_id}:{new_key()}"
+    parse_keys(spec, secret="")  # the same rules the workers apply
+    out.print(spec, markup=False, highlight=False)
 
 
 # ---------------------------------------------------------------------------- entry point

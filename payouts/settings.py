@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     )
     codec_port: int = Field(default=8714, ge=0, description="The codec server's port.")
     metrics_port: int = Field(default=9464, ge=0, description="Prometheus metrics (0: off).")
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Interface for metrics; 0.0.0.0 for a Prometheus."
+    )
 
     # --- reconciliation
     held_too_long_hours: int = Field(default=72, ge=1)

@@ -173,7 +173,7 @@ async def up(
         client = await wait_until_ready(
             settings.data_converter(),
             target_host=f"{host}:{tport}",
-            runtime=telemetry.runtime(settings.metrics_port),
+            runtime=telemetry.runtime(settings.metrics_port, settings.metrics_host),
         )
         added = await ensure_search_attributes(client)
         if added:
@@ -208,7 +208,8 @@ async def up(
             )
             if settings.metrics_port:
                 console.print(
-                    f"Prometheus metrics: http://127.0.0.1:{settings.metrics_port}/metrics"
+                    f"Prometheus metrics: http://{settings.metrics_host}:{settings.metrics_port}"
+                    "/metrics"
                 )
             if ui:
                 console.print(f"[bold]Temporal UI: {ui}[/]")

@@ -22,7 +22,9 @@ def run(h: Harness, data_dir: Path, *args: str) -> subprocess.CompletedProcess[s
         {
             "TEMPORAL_ADDRESS": h.temporal.service_client.config.target_host,
             "PAYOUTS_DATA_DIR": str(data_dir),
+            "PAYOUTS_DATABASE_URL": h.stack.db.url,
             "PAYOUTS_TASK_QUEUE": h.task_queue,
+            "COLUMNS": "200",  # an operator's wide terminal: table cells are not wrapped
         }
     )
     return subprocess.run(
@@ -81,6 +83,11 @@ async def test_cashout_review_and_status_commands(harness: Harness, tmp_path: Pa
     assert "PAID" in shown.stdout and "Timeline" in shown.stdout
     missing = await in_thread(h, tmp_path, "status", "nope-1")
     assert missing.returncode == 1 and "no cash-out with request id 'nope-1'" in missing.stderr
+    trail = await in_thread(h, tmp_path, "review", "audit", "cli-1", "--json")
+    decisions = [(d["reviewer"], d["accepted"], d["via"]) for d in json.loads(trail.stdout)]
+    assert decisions == [("carol", False, "update"), ("bob", True, "update")]
+    shown = await in_thread(h, tmp_path, "review", "audit")
+    assert "approve refused" in shown.stdout and "reviewers cannot decide on their" in shown.stdout
 
 
 async def test_cancel_command(harness: Harness, tmp_path: Path) -> None:

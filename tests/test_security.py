@@ -111,6 +111,53 @@ async def test_codec_server_decodes_for_allowed_origins() -> None:
     assert (allowed, denied, bad) == ("http://localhost:8233", None, 400)
 
 
+async def test_keygen_and_the_standalone_codec_server() -> None:
+    """`payouts keygen` prints a key the workers accept; `payouts codec-server`, run by an
+    operator with the keys (new first, old after), decodes payloads sealed under either."""
+    import os
+    import subprocess
+    import sys
+
+    def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "payouts", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            timeout=30,
+        )
+
+    old, new = cli("keygen", "2026-10").stdout.strip(), cli("keygen", "2026-11").stdout.strip()
+    assert old.startswith("2026-10:") and new.startswith("2026-11:")
+    bad = cli("keygen", "a:b")
+    assert bad.returncode == 1 and "key_id: must be a non-empty name" in bad.stderr
+    sealed_old = await Settings(payload_keys=old).codec().encode([Payload(data=b'"Zoe"')])
+    sealed_new = (
+        await Settings(payload_keys=f"{new},{old}").codec().encode([Payload(data=b'"Yan"')])
+    )
+    assert sealed_new[0].metadata["encryption-key-id"] == b"2026-11"
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "payouts", "codec-server", "--port", str(port)),
+        env={**os.environ, "PAYOUTS_PAYLOAD_KEYS": f"{new},{old}"},
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = (await proc.stdout.readline()).decode()
+        assert f"codec server at http://127.0.0.1:{port}" in banner
+        body = json_format.MessageToJson(Payloads(payloads=sealed_old + sealed_new))
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"http://127.0.0.1:{port}/decode", data=body) as resp,
+        ):
+            answer = json_format.Parse(await resp.text(), Payloads())
+    finally:
+        proc.terminate()
+        await proc.wait()
+    assert [p.data for p in answer.payloads] == [b'"Zoe"', b'"Yan"']
+
+
 async def test_every_review_decision_is_audited(harness: Harness) -> None:
     """Unknown reviewers, the payee, a repeated approval under four eyes (by signal or
     update) are refused and recorded; accepted decisions too: who, when, what, how, from
