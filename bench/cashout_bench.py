@@ -5,18 +5,25 @@
 - server limit: a bare workflow with no activities at all;
 - ours: `CashoutWorkflow` end to end (wallet, auto-approved, SQLite ledger, sandbox rail).
 
-Each is measured serially (one at a time: p50/p99 latency) and under load (many in
-flight: completions per second), on a dev server started with the same flags as
-`payouts up` and a file-backed state, with one worker in this process.
+Each is measured serially (one at a time: p50/p99 latency; the workloads take turns, so a
+drift of the machine moves floor and ours alike) and under load (many in flight:
+completions per second, one workload after another), on a dev server started with the same flags as
+`payouts up` and a file-backed state: first with one worker in this process, then the floor
+and the gift card path again with two worker processes (`python -m worker`, as deployed)
+sharing the task queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,14 +41,40 @@ from payouts.stack import resolve_ports, sidecars
 from payouts.tables import to_epoch_us
 
 PIPELINE_STEPS = 7
+REPO = Path(__file__).resolve().parent.parent
 
 
-async def _serial(run_one: Callable[[int], Awaitable[None]], n: int) -> list[float]:
-    times = []
+@contextlib.contextmanager
+def processes(argv: list[str], env: dict[str, str], n: int, log: Path) -> Iterator[None]:
+    """`n` worker processes for the length of the block, stopped with SIGTERM after."""
+    with log.open("ab") as out:
+        procs = [
+            subprocess.Popen(argv, cwd=REPO, env={**os.environ, **env}, stdout=out, stderr=out)
+            for _ in range(n)
+        ]
+        try:
+            yield
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+async def _serial(
+    runs: dict[str, Callable[[int], Awaitable[None]]], n: int
+) -> dict[str, list[float]]:
+    """Each workload `n` times, one at a time, taking turns (floor, ours, floor, ...), so
+    that a machine that slows down or speeds up during the run moves every column alike."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for i in range(n):
-        start = time.perf_counter()
-        await run_one(i)
-        times.append(time.perf_counter() - start)
+        for name, run_one in runs.items():
+            start = time.perf_counter()
+            await run_one(i)
+            times[name].append(time.perf_counter() - start)
     return times
 
 
@@ -79,20 +112,24 @@ async def _measure(
     floor_q, bare_q = f"floor-{uuid.uuid4().hex[:6]}", f"bare-{uuid.uuid4().hex[:6]}"
     results: dict[str, tuple[list[float], float]] = {}
 
-    async def bench_floor(steps: int, queue: str) -> tuple[list[float], float]:
+    address = client.service_client.config.target_host
+
+    async def measure(runs: dict[str, Callable[[int], Awaitable[None]]]) -> None:
+        await _serial(runs, 5)  # warm up (and, with worker processes, wait for them)
+        latencies = await _serial(runs, serial)
+        for name, one in runs.items():
+            results[name] = (latencies[name], await _load(one, load, in_flight))
+
+    def floor_run(steps: int, queue: str) -> Callable[[int], Awaitable[None]]:
         async def one(i: int) -> None:
             await client.execute_workflow(
                 FloorWorkflow.run, steps, id=f"{queue}-{uuid.uuid4()}", task_queue=queue
             )
 
-        async with Worker(client, task_queue=queue, workflows=[FloorWorkflow], activities=[noop]):
-            await _serial(one, 5)  # warm up
-            lat = await _serial(one, serial)
-            rate = await _load(one, load, in_flight)
-        return lat, rate
+        return one
 
-    results["floor"] = await bench_floor(PIPELINE_STEPS, floor_q)
-    results["bare"] = await bench_floor(0, bare_q)
+    def floor_worker(queue: str) -> Worker:
+        return Worker(client, task_queue=queue, workflows=[FloorWorkflow], activities=[noop])
 
     settings = resolve_ports(
         Settings(
@@ -105,7 +142,7 @@ async def _measure(
         )
     )
     stack = stack_cls(settings)
-    users = 2 * (serial + load + 10)
+    users = 3 * (serial + load + 5)  # a fresh payee per cash-out: gift card, wallet, x2
     earned = to_epoch_us(datetime.now(UTC) - timedelta(days=10))
     stack.ledger.credit_earnings(
         [
@@ -133,30 +170,59 @@ async def _measure(
 
         return one
 
-    async with sidecars(settings, stack, client), stack.worker(client):
-        for method in ("gift_card", "wallet"):
-            for _ in range(5):
-                await cashout(method)(0)
-            lat = await _serial(cashout(method), serial)
-            rate = await _load(cashout(method), load, in_flight)
-            results[method] = (lat, rate)
+    async with sidecars(settings, stack, client):
+        async with floor_worker(floor_q), floor_worker(bare_q), stack.worker(client):
+            await measure(
+                {
+                    "floor": floor_run(PIPELINE_STEPS, floor_q),
+                    "bare": floor_run(0, bare_q),
+                    "gift_card": cashout("gift_card"),
+                    "wallet": cashout("wallet"),
+                }
+            )
+        floor2_q = f"floor2-{uuid.uuid4().hex[:6]}"
+        env = {
+            "TEMPORAL_ADDRESS": address,
+            "PAYOUTS_DATA_DIR": str(data),
+            "PAYOUTS_TASK_QUEUE": settings.task_queue,
+            "PAYOUTS_WALLET_API_URL": str(settings.wallet_api_url),
+            "PAYOUTS_PLATFORM_WEBHOOK_URL": str(settings.platform_webhook_url),
+            "PAYOUTS_METRICS_PORT": "0",
+        }
+        with (
+            processes(
+                [sys.executable, "-m", "bench.floor_worker", floor2_q],
+                {"TEMPORAL_ADDRESS": address},
+                2,
+                data / "workers.log",
+            ),
+            processes([sys.executable, "-m", "worker"], env, 2, data / "workers.log"),
+        ):
+            await measure(
+                {
+                    "floor x2": floor_run(PIPELINE_STEPS, floor2_q),
+                    "gift_card x2": cashout("gift_card"),
+                }
+            )
     assert stack.ledger.audit() == [], "the benchmark broke the books"
     stack.close()
 
-    floor_lat, floor_rate = results["floor"]
     _, bare_rate = results["bare"]
     for name, label in (
-        ("floor", f"floor: {PIPELINE_STEPS} no-op activities"),
-        ("bare", "server limit: no activities"),
-        ("gift_card", "CashoutWorkflow: gift card (rail answers at once)"),
-        ("wallet", "CashoutWorkflow: wallet (paid on the HTTP webhook)"),
+        ("floor", f"floor: {PIPELINE_STEPS} no-op activities, 1 worker"),
+        ("bare", "server limit: no activities, 1 worker"),
+        ("gift_card", "CashoutWorkflow: gift card (rail answers at once), 1 worker"),
+        ("wallet", "CashoutWorkflow: wallet (paid on the HTTP webhook), 1 worker"),
+        ("floor x2", f"floor: {PIPELINE_STEPS} no-op activities, 2 worker processes"),
+        ("gift_card x2", "CashoutWorkflow: gift card, 2 worker processes"),
     ):
         lat, rate = results[name]
         p50, p99 = percentile(lat, 50) * 1000, percentile(lat, 99) * 1000
         rows.append((label, f"{p50:.1f}", f"{p99:.1f}", f"{rate:.1f}"))
     lines = []
-    for name in ("gift_card", "wallet"):
+    for name, floor in (("gift_card", "floor"), ("wallet", "floor"), ("gift_card x2", "floor x2")):
         ours_lat, ours_rate = results[name]
+        floor_lat, floor_rate = results[floor]
         lines.append(
             f"{name}: ours/floor throughput {ours_rate / floor_rate:.2f}x (target >= 1.0), "
             f"serial p50 {percentile(ours_lat, 50) / percentile(floor_lat, 50):.2f}x "
