@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,12 +25,12 @@ from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import (
     Client,
     WorkflowHandle,
-    WorkflowUpdateFailedError,
+    WorkflowQueryFailedError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from payouts import search, validation
@@ -37,12 +38,12 @@ from payouts.errors import InvalidInput, InvalidState, NotFound, PayoutError
 from payouts.fees import Quote, quote_with_rules
 from payouts.models import (
     TERMINAL,
+    Answer,
     CancelRequest,
     CashoutInput,
     CashoutResult,
     CashoutStatus,
     ReviewDecision,
-    ReviewRequest,
 )
 from payouts.money import format_money, get_currency
 from payouts.policy import Method, Policy
@@ -50,6 +51,7 @@ from payouts.requests import build_input, method_of
 
 DEFAULT_ADDRESS = "localhost:7233"
 WORKFLOW = "CashoutWorkflow"
+ANSWER_TIMEOUT = 60.0  # seconds to wait for a signalled decision or cancel to be taken
 
 
 class ReviewRefused(PayoutError):
@@ -261,19 +263,15 @@ class PayoutsClient:
     async def cancel(
         self, request_id: str, *, requested_by: str, reason: str = "", client: str = "sdk"
     ) -> CashoutStatus:
-        """Cancel before disbursement; waits until the cash-out has ended (hold released)."""
-        req = CancelRequest(requested_by=requested_by, reason=reason, client=client)
-        try:
-            status: CashoutStatus = await self._handle(request_id).execute_update(
-                "cancel", req, result_type=CashoutStatus
-            )
-            return status
-        except WorkflowUpdateFailedError as exc:
-            raise CancelRefused(_update_message(exc)) from None
-        except RPCError as exc:
-            raise await self._explain(
-                exc, request_id, CancelRefused, "too late to cancel"
-            ) from None
+        """Cancel before disbursement; waits until the cash-out has ended (hold released).
+        A refused cancel raises `CancelRefused` with the reason."""
+        ref = _new_ref()
+        req = CancelRequest(requested_by=requested_by, reason=reason, client=client, ref=ref)
+        await self._signal(request_id, "cancel", req, CancelRefused, "too late to cancel")
+        answer = await self._answer(request_id, ref)
+        if not answer.accepted:
+            raise CancelRefused(answer.refusal)
+        return await self.wait(request_id, poll=0.1, timeout=ANSWER_TIMEOUT)
 
     # ------------------------------------------------------------------ reviewers
 
@@ -286,21 +284,22 @@ class PayoutsClient:
         reason: str = "",
         client: str = "sdk",
     ) -> CashoutStatus:
-        """Approve or reject, validated at once: a refused decision raises `ReviewRefused`."""
+        """Approve or reject and wait for the workflow's answer (milliseconds): a refused
+        decision raises `ReviewRefused` with the rule it broke.
+
+        Sent as the `approve`/`reject` signal with a fresh `ref`, then read back with the
+        `answer` query, rather than as the `review` update: an update that reaches a worker
+        in the same workflow task as an activity result can replay in a different order
+        (a non-determinism error the chaos run found; see docs/design.md)."""
         if decision not in ("approve", "reject"):
             raise InvalidInput("decision: must be approve or reject", field="decision")
-        req = ReviewRequest(reviewer=reviewer, decision=decision, reason=reason, client=client)
-        try:
-            status: CashoutStatus = await self._handle(request_id).execute_update(
-                "review", req, result_type=CashoutStatus
-            )
-            return status
-        except WorkflowUpdateFailedError as exc:
-            raise ReviewRefused(_update_message(exc)) from None
-        except RPCError as exc:
-            raise await self._explain(
-                exc, request_id, ReviewRefused, "no longer reviewable"
-            ) from None
+        ref = _new_ref()
+        req = ReviewDecision(reviewer=reviewer, reason=reason, client=client, ref=ref)
+        await self._signal(request_id, decision, req, ReviewRefused, "no longer reviewable")
+        answer = await self._answer(request_id, ref)
+        if not answer.accepted:
+            raise ReviewRefused(answer.refusal)
+        return await self.status(request_id)
 
     async def approve(
         self, request_id: str, *, reviewer: str, reason: str = "", client: str = "sdk"
@@ -346,13 +345,40 @@ class PayoutsClient:
     def _handle(self, request_id: str) -> WorkflowHandle[Any, Any]:
         return self.client.get_workflow_handle(workflow_id(validation.request_id(request_id)))
 
-    async def _signal(self, request_id: str, name: str, payload: object) -> None:
+    async def _signal(
+        self,
+        request_id: str,
+        name: str,
+        payload: object,
+        error: type[PayoutError] = InvalidState,
+        what: str = "signal not delivered",
+    ) -> None:
         try:
             await self._handle(request_id).signal(name, payload)
         except RPCError as exc:
-            raise await self._explain(
-                exc, request_id, InvalidState, "signal not delivered"
-            ) from None
+            raise await self._explain(exc, request_id, error, what) from None
+
+    async def _answer(self, request_id: str, ref: str) -> Answer:
+        """Poll the `answer` query until the workflow has taken the signal `ref` (it is in
+        the history already, so it will be taken even if a worker is restarting)."""
+        handle = self._handle(request_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ANSWER_TIMEOUT
+        pause = 0.02
+        while True:
+            try:
+                answer: Answer | None = await handle.query("answer", ref, result_type=Answer)
+                if answer is not None:
+                    return answer
+            except (RPCError, WorkflowQueryFailedError):
+                pass  # no worker at this moment, or the server is restarting: ask again
+            if loop.time() > deadline:
+                raise InvalidState(
+                    f"cash-out {request_id!r} has not taken the decision within "
+                    f"{ANSWER_TIMEOUT:.0f} s; it will when a worker is back (payouts status)"
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     async def _explain(
         self, exc: RPCError, request_id: str, error: type[PayoutError], what: str
@@ -368,11 +394,8 @@ class PayoutsClient:
         return error(f"{what}: the cash-out is {stage}")
 
 
-def _update_message(exc: WorkflowUpdateFailedError) -> str:
-    cause: BaseException | None = exc.cause
-    while cause is not None and not isinstance(cause, ApplicationError):
-        cause = getattr(cause, "cause", None)
-    return str(cause.message) if isinstance(cause, ApplicationError) else str(exc)
+def _new_ref() -> str:
+    return uuid.uuid4().hex
 
 
 def _translate(exc: RPCError, request_id: str) -> PayoutError:

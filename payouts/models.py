@@ -204,11 +204,15 @@ class ReleaseHold(Frozen):
 
 
 class ReviewDecision(Frozen):
-    """Payload of the `approve` and `reject` signals (also sendable from the Temporal UI)."""
+    """Payload of the `approve` and `reject` signals (also sendable from the Temporal UI).
+
+    `ref` (set by the client SDK) names the decision: the workflow answers it in the
+    `answer` query, and a signal re-sent with the same `ref` is applied once."""
 
     reviewer: str
     reason: str = ""
     client: str = ""
+    ref: str = ""
 
 
 class ReviewRequest(Frozen):
@@ -224,6 +228,14 @@ class CancelRequest(Frozen):
     requested_by: str
     reason: str = ""
     client: str = ""
+    ref: str = ""  # as in ReviewDecision
+
+
+class Answer(Frozen):
+    """How the workflow took a signalled decision or cancel (the `answer` query)."""
+
+    accepted: bool
+    refusal: str = ""
 
 
 class ReviewRecord(Frozen):

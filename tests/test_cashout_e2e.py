@@ -10,7 +10,7 @@ from payouts import search
 from payouts.client import CancelRefused, RequestConflict, ReviewRefused
 from payouts.demo import sandbox_iban
 from payouts.errors import InvalidInput
-from payouts.models import Stage
+from payouts.models import Answer, CashoutStatus, ReviewDecision, ReviewRequest, Stage
 from payouts.money import parse_micros
 from tests.harness import Harness
 
@@ -68,22 +68,52 @@ async def test_gift_card_pays_face_values(harness: Harness) -> None:
 
 
 async def test_review_approved_by_update(harness: Harness) -> None:
-    """Above the review threshold a reviewer's approval (update) lets the payout proceed."""
+    """Above the review threshold a reviewer's approval (the `review` update, as the
+    `temporal` CLI or another SDK sends it) lets the payout proceed."""
     h = harness
     h.fund("dev", "700.00")
     ticket = await h.cashout("dev", "600", "wallet", "dev@example.com")
     held = await h.wait_stage(ticket.request_id, Stage.AWAITING_REVIEW)
     assert held.approvals_needed == 1 and "above the review threshold" in (held.decision or "")
     assert held.identity == "verified (tier 1)"
-    status = await h.client.review(
-        ticket.request_id, reviewer="bob", decision="approve", reason="known payee"
+    handle = h.client.client.get_workflow_handle(ticket.workflow_id)
+    status = await handle.execute_update(
+        "review",
+        ReviewRequest(reviewer="bob", decision="approve", reason="known payee", client="other"),
+        result_type=CashoutStatus,
     )
     assert status.reviews[-1].accepted
-    assert (status.reviews[-1].via, status.reviews[-1].client) == ("update", "sdk")
+    assert (status.reviews[-1].via, status.reviews[-1].client) == ("update", "other")
     result = await h.result(ticket.request_id)
     assert result.stage is Stage.PAID
     approved = [e.note for e in result.status.timeline if e.stage is Stage.APPROVED]
     assert approved[0] == "approved by review"
+
+
+async def test_review_by_the_sdk_is_answered_and_applied_once_per_ref(harness: Harness) -> None:
+    """The SDK's review is a signal with a `ref` that the workflow answers in the `answer`
+    query; a signal re-sent with the same ref (a client retry) is not applied twice."""
+    h = harness
+    h.fund("eve", "700.00")
+    ticket = await h.cashout("eve", "600", "wallet", "eve@example.com")
+    rid = ticket.request_id
+    await h.wait_stage(rid, Stage.AWAITING_REVIEW)
+    handle = h.client.client.get_workflow_handle(ticket.workflow_id)
+    stranger = ReviewDecision(reviewer="mallory", reason="let me", ref="retry-1")
+    await handle.signal("approve", stranger)
+    await handle.signal("approve", stranger)
+    answer = await handle.query("answer", "retry-1", result_type=Answer)
+    assert answer == Answer(accepted=False, refusal="'mallory' is not a registered reviewer")
+    assert await handle.query("answer", "never-sent", result_type=Answer) is None
+    with pytest.raises(ReviewRefused, match="'mallory' is not a registered reviewer"):
+        await h.client.review(rid, reviewer="mallory", decision="approve")
+    status = await h.client.review(rid, reviewer="bob", decision="approve", client="sdk:ops")
+    assert [(r.reviewer, r.accepted, r.via) for r in status.reviews] == [
+        ("mallory", False, "signal"),  # once for "retry-1", although sent twice
+        ("mallory", False, "signal"),  # the SDK's own attempt
+        ("bob", True, "signal"),
+    ]
+    assert (await h.result(rid)).stage is Stage.PAID
 
 
 async def test_review_rejected_by_signal_releases_hold(harness: Harness) -> None:

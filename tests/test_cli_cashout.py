@@ -77,7 +77,7 @@ async def test_cashout_review_and_status_commands(harness: Harness, tmp_path: Pa
     await h.result("cli-1")
     status = await in_thread(h, tmp_path, "status", "cli-1", "--json")
     data = json.loads(status.stdout)
-    assert data["stage"] == "PAID" and data["reviews"][-1]["via"] == "update"
+    assert data["stage"] == "PAID" and data["reviews"][-1]["via"] == "signal"
     assert data["reviews"][-1]["client"].startswith("cli:")
     shown = await in_thread(h, tmp_path, "status", "cli-1")
     assert "PAID" in shown.stdout and "Timeline" in shown.stdout
@@ -85,7 +85,7 @@ async def test_cashout_review_and_status_commands(harness: Harness, tmp_path: Pa
     assert missing.returncode == 1 and "no cash-out with request id 'nope-1'" in missing.stderr
     trail = await in_thread(h, tmp_path, "review", "audit", "cli-1", "--json")
     decisions = [(d["reviewer"], d["accepted"], d["via"]) for d in json.loads(trail.stdout)]
-    assert decisions == [("carol", False, "update"), ("bob", True, "update")]
+    assert decisions == [("carol", False, "signal"), ("bob", True, "signal")]
     shown = await in_thread(h, tmp_path, "review", "audit")
     assert "approve refused" in shown.stdout and "reviewers cannot decide on their" in shown.stdout
 

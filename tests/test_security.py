@@ -180,9 +180,9 @@ async def test_every_review_decision_is_audited(harness: Harness) -> None:
     assert rows == [
         ("carol", "approve", False, "signal", "ui"),
         ("mallory", "approve", False, "signal", "sdk"),
-        ("bob", "approve", True, "update", "sdk:ops"),
+        ("bob", "approve", True, "signal", "sdk:ops"),
         ("bob", "approve", False, "signal", "sdk"),
-        ("alice", "approve", True, "update", "sdk"),
+        ("alice", "approve", True, "signal", "sdk"),
     ]
     assert trail[0].refusal == "reviewers cannot decide on their own cash-out"
     assert [e.seq for e in trail] == [1, 2, 3, 4, 5]

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from payouts.models import (
         CANCELLABLE,
         TERMINAL,
+        Answer,
         AuditEntry,
         BankAccount,
         BankEnqueue,
@@ -115,6 +116,7 @@ def _remote(name: str, arg: object, result_type: type[T]) -> Awaitable[T]:
 WALLET_PATIENCE = timedelta(minutes=2)  # wait this long for a webhook before asking
 MAX_RECORDED_REFUSALS = 50  # in the status; the audit table keeps up to MAX_AUDITED
 MAX_AUDITED = 500
+MAX_ANSWERS = 500  # signalled decisions and cancels the `answer` query remembers
 
 
 class _Ended(Exception):
@@ -151,6 +153,7 @@ class CashoutWorkflow:
         self._audit_pending: list[AuditEntry] = []
         self._closing = False
         self._audit_seq = 0
+        self._answers: dict[str, Answer] = {}
         self._expected_arrival: datetime | None = None
         self._outcome = ""
         self._published_stage = Stage.REQUESTED  # set by the client at start
@@ -805,16 +808,43 @@ class CashoutWorkflow:
             batch, self._audit_pending = self._audit_pending, []
             await _local("record_review_audit", batch, int)
 
+    def _signalled(self, ref: str, apply: Callable[[], str | None]) -> None:
+        """Apply a signalled decision or cancel once per `ref`, and keep its answer for the
+        `answer` query (the client SDK waits on it: a signal is ordered in the history,
+        which an update racing other events on a cold worker is not; see docs/design.md)."""
+        if ref and ref in self._answers:
+            return  # the client re-sent it
+        why = apply()
+        if ref and len(self._answers) < MAX_ANSWERS:
+            self._answers[ref[:64]] = Answer(accepted=why is None, refusal=why or "")
+
     @workflow.signal(name="approve")
     def approve(self, decision: ReviewDecision) -> None:
-        self._review(decision.reviewer, "approve", decision.reason, "signal", decision.client)
+        self._signalled(
+            decision.ref,
+            lambda: self._review(
+                decision.reviewer, "approve", decision.reason, "signal", decision.client
+            ),
+        )
 
     @workflow.signal(name="reject")
     def reject(self, decision: ReviewDecision) -> None:
-        self._review(decision.reviewer, "reject", decision.reason, "signal", decision.client)
+        self._signalled(
+            decision.ref,
+            lambda: self._review(
+                decision.reviewer, "reject", decision.reason, "signal", decision.client
+            ),
+        )
+
+    @workflow.query(name="answer")
+    def answer(self, ref: str) -> Answer | None:
+        """The answer to a signalled decision or cancel, once the workflow has taken it."""
+        return self._answers.get(ref)
 
     @workflow.update(name="review")
     def review(self, request: ReviewRequest) -> CashoutStatus:
+        """For `temporal workflow update execute` and other SDKs' clients; ours signals with a
+        `ref` and reads the `answer` query instead (see `_signalled`)."""
         why = self._review(
             request.reviewer, request.decision, request.reason, "update", request.client
         )
@@ -869,7 +899,7 @@ class CashoutWorkflow:
 
     @workflow.signal(name="cancel")
     def cancel_signal(self, request: CancelRequest) -> None:
-        self._request_cancel(request)
+        self._signalled(request.ref, lambda: self._request_cancel(request))
 
     @workflow.update(name="cancel")
     async def cancel_update(self, request: CancelRequest) -> CashoutStatus:
