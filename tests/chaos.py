@@ -39,7 +39,7 @@ from payouts.demo import sandbox_iban
 from payouts.devserver import DevServer, free_port
 from payouts.errors import PayoutError
 from payouts.ledger import EarningRow
-from payouts.models import TERMINAL, Stage
+from payouts.models import TERMINAL, CashoutStatus, Stage
 from payouts.settings import Settings
 from payouts.stack import Sidecars, resolve_ports, sidecars
 from payouts.tables import to_epoch_us
@@ -354,14 +354,15 @@ class Chaos:
             self.start_worker(i)
 
     async def drive_rails(self, client: Client, cars: Sidecars) -> None:
-        """What the schedules do: bank cutoffs and reports, platform notifications; and a
-        platform that is down now and then."""
+        """What the schedules do: bank cutoffs and reports, platform notifications, each
+        skipped while its previous run is still going (the schedules' overlap policy: one
+        workflow id per kind); and a platform that is down now and then."""
         n = 0
         while not self.done.is_set():
             n += 1
             for name in ("BankBatchWorkflow", "BankReportsWorkflow", "NotificationsWorkflow"):
                 with contextlib.suppress(Exception):
-                    await client.start_workflow(name, id=f"{name}-{n}", task_queue="chaos")
+                    await client.start_workflow(name, id=f"chaos-{name}", task_queue="chaos")
             if self.faults_on and cars.platform is not None and n % 5 == 0:
                 cars.platform.fail_next = 2
                 self.report.faults["platform outages"] += 1
@@ -373,13 +374,20 @@ class Chaos:
         killed at that moment does not hold the watch up)."""
         until = time.monotonic() + deadline
         pending = {rid for rid, _ in self.started}
-        while pending and time.monotonic() < until:
-            for rid in list(pending):
+        gate = asyncio.Semaphore(16)
+
+        async def look(rid: str) -> None:
+            async with gate:
                 with contextlib.suppress(Exception):
                     described = await client.get_workflow_handle(f"cashout-{rid}").describe()
                     stage = described.typed_search_attributes.get(search.STAGE)
                     if stage is not None and Stage(stage) in TERMINAL:
                         pending.discard(rid)
+
+        while pending and time.monotonic() < until:
+            await asyncio.gather(*(look(rid) for rid in list(pending)))
+            if os.environ.get("PAYOUTS_CHAOS_PROGRESS"):
+                print(f"{time.monotonic() - until + deadline:6.1f} s: {len(pending)} pending")
             await asyncio.sleep(1.0)
         # returns are due a few seconds after booking: let them arrive
         while time.monotonic() < until:
@@ -406,12 +414,20 @@ class Chaos:
         """Once the faults have stopped: every cash-out's own account of where it ended (its
         status query); one that is not terminal, or cannot answer within a minute, is lost."""
         final: Counter[str] = Counter()
-        for rid, _ in self.started:
-            try:
-                status = await retrying(lambda r=rid: payouts.status(r), for_seconds=60)  # type: ignore[misc]
-            except Exception as exc:
+        gate = asyncio.Semaphore(16)
+
+        async def ask(rid: str) -> CashoutStatus | Exception:
+            async with gate:
+                try:
+                    return await retrying(lambda: payouts.status(rid), for_seconds=60)
+                except Exception as exc:
+                    return exc
+
+        answers = await asyncio.gather(*(ask(rid) for rid, _ in self.started))
+        for (rid, _), status in zip(self.started, answers, strict=True):
+            if isinstance(status, Exception):
                 self.report.lost += 1
-                self.report.lost_details.append(f"{rid}: status failed: {exc}"[:300])
+                self.report.lost_details.append(f"{rid}: status failed: {status}"[:300])
                 continue
             if status.stage in TERMINAL:
                 final[status.stage.value] += 1

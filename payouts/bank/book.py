@@ -279,7 +279,8 @@ def mark_signalled(db: Database, told: list[tuple[str, str]]) -> int:
     """Remember what each workflow was told (unless the item moved on meanwhile)."""
     changed = 0
     with db.write_connection() as conn:
-        for e2e, status in told:
+        # in key order, so that two runs marking overlapping items cannot deadlock
+        for e2e, status in sorted(told):
             changed += conn.execute(
                 update(_ITEM)
                 .where(and_(_ITEM.c.end_to_end_id == e2e, _ITEM.c.status == status))
