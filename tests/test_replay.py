@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
+from temporalio.worker._workflow_instance import _WorkflowLogicFlag
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from payouts.models import Stage
 from payouts.settings import Settings
+from tests.harness import Harness
 from worker import PASSTHROUGH, WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -50,3 +53,19 @@ async def test_history_replays(path: Path) -> None:
         ),
     )
     await replayer.replay_workflow(history)
+
+
+async def test_new_cash_outs_record_single_batch_activations(harness: Harness) -> None:
+    """Our workers apply all of an activation's jobs before running workflow code (the SDK's
+    internal flag 2), and every new cash-out records that in its first workflow task, so its
+    replays do the same. Fails if an SDK upgrade drops the private switch."""
+    h = harness
+    h.fund("ida", "30.00")
+    ticket = await h.cashout("ida", "20", "gift_card", "ida@example.com")
+    assert (await h.result(ticket.request_id)).stage is Stage.PAID
+    history = await h.client.client.get_workflow_handle(ticket.workflow_id).fetch_history()
+    first = next(
+        e for e in history.events if e.HasField("workflow_task_completed_event_attributes")
+    )
+    flags = first.workflow_task_completed_event_attributes.sdk_metadata.lang_used_flags
+    assert int(_WorkflowLogicFlag.PROCESS_WORKFLOW_ACTIVATION_JOBS_AS_SINGLE_BATCH) in flags

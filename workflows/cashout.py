@@ -154,6 +154,9 @@ class CashoutWorkflow:
         self._closing = False
         self._audit_seq = 0
         self._answers: dict[str, Answer] = {}
+        # (approve | reject | cancel, payload), queued by the signal handlers for the decider
+        self._signals: list[tuple[str, ReviewDecision | CancelRequest]] = []
+        self._decided = False  # the decider has applied the last of them
         self._expected_arrival: datetime | None = None
         self._outcome = ""
         self._published_stage = Stage.REQUESTED  # set by the client at start
@@ -170,12 +173,15 @@ class CashoutWorkflow:
 
     @workflow.run
     async def run(self, inp: CashoutInput) -> CashoutResult:
+        decider = asyncio.ensure_future(self._decider())
         auditor = asyncio.ensure_future(self._auditor())
         with contextlib.suppress(_Ended):
             await self._pipeline()
         self._publish()
         await workflow.wait_condition(workflow.all_handlers_finished)
         self._closing = True
+        await decider
+        self._decided = True
         await auditor
         return CashoutResult(
             request_id=inp.request.request_id, stage=self._stage, status=self.status()
@@ -802,39 +808,47 @@ class CashoutWorkflow:
         the main coroutine, and on replay the update's answer could land before commands it
         followed the first time (a non-determinism error, seen in the chaos run)."""
         while True:
-            await workflow.wait_condition(lambda: bool(self._audit_pending) or self._closing)
+            await workflow.wait_condition(lambda: bool(self._audit_pending) or self._decided)
             if not self._audit_pending:
                 return
             batch, self._audit_pending = self._audit_pending, []
             await _local("record_review_audit", batch, int)
 
-    def _signalled(self, ref: str, apply: Callable[[], str | None]) -> None:
-        """Apply a signalled decision or cancel once per `ref`, and keep its answer for the
-        `answer` query (the client SDK waits on it: a signal is ordered in the history,
-        which an update racing other events on a cold worker is not; see docs/design.md)."""
-        if ref and ref in self._answers:
-            return  # the client re-sent it
-        why = apply()
-        if ref and len(self._answers) < MAX_ANSWERS:
-            self._answers[ref[:64]] = Answer(accepted=why is None, refusal=why or "")
+    async def _decider(self) -> None:
+        """Applies signalled decisions and cancels, in the order they came, until the
+        cash-out closes.
+
+        The handlers only queue them. A signal that reaches a worker in the same workflow
+        task as an activity result is not always delivered in the same activation as that
+        result (a worker that answered a query, or took over from a killed one, can see them
+        apart; a replay sees them together, and the SDK runs signal handlers first). Applied
+        here, after the main coroutine has reacted to everything else in the activation, a
+        decision meets the same state both ways, so the workflow replays as it ran. The
+        chaos run found both orders (docs/design.md)."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self._signals) or self._closing)
+            if not self._signals:
+                return
+            batch, self._signals = self._signals, []
+            for kind, signal in batch:
+                if signal.ref and signal.ref in self._answers:
+                    continue  # the client re-sent it
+                if isinstance(signal, CancelRequest):
+                    why = self._request_cancel(signal)
+                else:
+                    why = self._review(
+                        signal.reviewer, kind, signal.reason, "signal", signal.client
+                    )
+                if signal.ref and len(self._answers) < MAX_ANSWERS:
+                    self._answers[signal.ref[:64]] = Answer(accepted=why is None, refusal=why or "")
 
     @workflow.signal(name="approve")
     def approve(self, decision: ReviewDecision) -> None:
-        self._signalled(
-            decision.ref,
-            lambda: self._review(
-                decision.reviewer, "approve", decision.reason, "signal", decision.client
-            ),
-        )
+        self._signals.append(("approve", decision))
 
     @workflow.signal(name="reject")
     def reject(self, decision: ReviewDecision) -> None:
-        self._signalled(
-            decision.ref,
-            lambda: self._review(
-                decision.reviewer, "reject", decision.reason, "signal", decision.client
-            ),
-        )
+        self._signals.append(("reject", decision))
 
     @workflow.query(name="answer")
     def answer(self, ref: str) -> Answer | None:
@@ -899,7 +913,7 @@ class CashoutWorkflow:
 
     @workflow.signal(name="cancel")
     def cancel_signal(self, request: CancelRequest) -> None:
-        self._signalled(request.ref, lambda: self._request_cancel(request))
+        self._signals.append(("cancel", request))
 
     @workflow.update(name="cancel")
     async def cancel_update(self, request: CancelRequest) -> CashoutStatus:
