@@ -264,18 +264,12 @@ class Chaos:
         user = f"chaos-{i}"
         kind = self.rng.random()
         amount = 600_000_000 if self.rng.random() < 0.1 else self.rng.randint(6, 60) * 1_000_000
-        if kind < 0.4:
+        if kind < 0.7:  # wallet (capped at 2,000) or gift card (capped at 500)
+            method, cap = ("wallet", 2_000_000_000) if kind < 0.4 else ("gift_card", 500_000_000)
             return dict(
                 user_id=user,
-                amount=min(amount, 2_000_000_000),
-                method="wallet",
-                destination=f"{user}@example.com",
-            )
-        if kind < 0.7:
-            return dict(
-                user_id=user,
-                amount=min(amount, 500_000_000),
-                method="gift_card",
+                amount=min(amount, cap),
+                method=method,
                 destination=f"{user}@example.com",
             )
         return dict(

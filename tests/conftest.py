@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from temporalio.testing import WorkflowEnvironment
 
 from payouts import devserver, search
+from payouts.client import ensure_search_attributes
 from payouts.db import Database
 from payouts.ledger import Ledger
 from payouts.policy import Policy, load_policy
@@ -152,6 +153,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 # ---------------------------------------------------------------- Temporal
+
+
+@pytest.fixture
+async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server per test: left-over timers of earlier tests, whose workers
+    are gone, would otherwise let time run ahead unpredictably."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(devserver.test_server()),
+        data_converter=Settings().data_converter(),
+    )
+    await ensure_search_attributes(env.client)
+    yield env
+    await env.shutdown()
 
 
 @pytest.fixture(scope="session")

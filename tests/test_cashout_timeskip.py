@@ -3,34 +3,17 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 
-import pytest
 import tomli_w
 from temporalio.testing import WorkflowEnvironment
 
-from payouts import devserver
-from payouts.client import ensure_search_attributes
 from payouts.models import Stage
 from payouts.policy import load_policy
 from payouts.settings import Settings
 from tests.harness import Harness
-
-
-@pytest.fixture
-async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server per test: left-over timers of earlier tests, whose workers
-    are gone, would otherwise let time run ahead unpredictably."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(devserver.test_server()),
-        data_converter=Settings().data_converter(),
-    )
-    await ensure_search_attributes(env.client)
-    yield env
-    await env.shutdown()
 
 
 def policy_file(tmp_path: Path, **review: object) -> Path:

@@ -3,37 +3,20 @@ three days after payment, and platform notifications retried with backoff."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from payouts import devserver, notify
+from payouts import notify
 from payouts.bank import book
-from payouts.client import ensure_search_attributes
 from payouts.demo import sandbox_iban
 from payouts.models import Stage
 from payouts.money import parse_micros
-from payouts.settings import Settings
 from tests.harness import Harness
 
 M = parse_micros
 DAY = timedelta(days=1)
-
-
-@pytest.fixture
-async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server per test: left-over timers of earlier tests, whose workers
-    are gone, would otherwise let time run ahead unpredictably."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(devserver.test_server()),
-        data_converter=Settings().data_converter(),
-    )
-    await ensure_search_attributes(env.client)
-    yield env
-    await env.shutdown()
 
 
 async def queued(h: Harness, request_id: str) -> None:

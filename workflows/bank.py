@@ -57,19 +57,24 @@ async def _tell_cashouts() -> tuple[int, int]:
             return told, late
 
 
+async def _cycle(activity: str) -> BankCycle:
+    """One bank activity (it heartbeats per file), then tell the cash-outs what changed."""
+    cycle: BankCycle = await workflow.execute_activity(
+        activity, workflow.now(), result_type=BankCycle,
+        start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=HEARTBEAT,
+        retry_policy=RETRY,
+    )  # fmt: skip
+    told, late = await _tell_cashouts()
+    return cycle.model_copy(update={"signalled": told, "late": late})
+
+
 @workflow.defn(name="BankBatchWorkflow")
 class BankBatchWorkflow:
     """At each cutoff (a Temporal Schedule): batch, write, validate and send the files."""
 
     @workflow.run
     async def run(self) -> BankCycle:
-        cycle: BankCycle = await workflow.execute_activity(
-            "cut_bank_batches", workflow.now(), result_type=BankCycle,
-            start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=HEARTBEAT,
-            retry_policy=RETRY,
-        )  # fmt: skip
-        told, late = await _tell_cashouts()
-        return cycle.model_copy(update={"signalled": told, "late": late})
+        return await _cycle("cut_bank_batches")
 
 
 @workflow.defn(name="BankReportsWorkflow")
@@ -78,10 +83,4 @@ class BankReportsWorkflow:
 
     @workflow.run
     async def run(self) -> BankCycle:
-        cycle: BankCycle = await workflow.execute_activity(
-            "process_bank_reports", workflow.now(), result_type=BankCycle,
-            start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=HEARTBEAT,
-            retry_policy=RETRY,
-        )  # fmt: skip
-        told, late = await _tell_cashouts()
-        return cycle.model_copy(update={"signalled": told, "late": late})
+        return await _cycle("process_bank_reports")

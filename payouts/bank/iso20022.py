@@ -108,6 +108,18 @@ def _el(parent: etree._Element, tag: str, text: str | None = None, **attrs: str)
     return child
 
 
+def _header(parent: etree._Element, message_id: str, created_at: datetime) -> etree._Element:
+    """`GrpHdr` with the message id and creation time, which every message starts with."""
+    hdr = _el(parent, "GrpHdr")
+    _el(hdr, "MsgId", message_id)
+    _el(hdr, "CreDtTm", _timestamp(created_at))
+    return hdr
+
+
+def _timestamp(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def _party(parent: etree._Element, tag: str, party: Party) -> None:
     _el(_el(parent, tag), "Nm", party.name[:140])
 
@@ -138,9 +150,7 @@ def build_pain001(batch: Batch) -> bytes:
     ns = f"{{{PAIN001}}}"
     initn = etree.SubElement(root, ns + "CstmrCdtTrfInitn")
     with _namespace(ns):
-        hdr = _el(initn, "GrpHdr")
-        _el(hdr, "MsgId", batch.message_id)
-        _el(hdr, "CreDtTm", batch.created_at.strftime("%Y-%m-%dT%H:%M:%S"))
+        hdr = _header(initn, batch.message_id, batch.created_at)
         _el(hdr, "NbOfTxs", count)
         _el(hdr, "CtrlSum", total)
         _party(hdr, "InitgPty", batch.debtor)
@@ -233,9 +243,7 @@ def build_pain002(
         status = "RJCT" if rejected and not accepted else "PART" if rejected else "ACCP"
     with _namespace(ns):
         rpt = _el(root, "CstmrPmtStsRpt")
-        hdr = _el(rpt, "GrpHdr")
-        _el(hdr, "MsgId", message_id)
-        _el(hdr, "CreDtTm", created_at.strftime("%Y-%m-%dT%H:%M:%S"))
+        _header(rpt, message_id, created_at)
         grp = _el(rpt, "OrgnlGrpInfAndSts")
         _el(grp, "OrgnlMsgId", original_message_id)
         _el(grp, "OrgnlMsgNmId", "pain.001.001.09")
@@ -281,12 +289,10 @@ def build_camt054(
     root = etree.Element(ns + "Document", nsmap={None: CAMT054})
     with _namespace(ns):
         ntf = _el(root, "BkToCstmrDbtCdtNtfctn")
-        hdr = _el(ntf, "GrpHdr")
-        _el(hdr, "MsgId", message_id)
-        _el(hdr, "CreDtTm", created_at.strftime("%Y-%m-%dT%H:%M:%S"))
+        _header(ntf, message_id, created_at)
         n = _el(ntf, "Ntfctn")
         _el(n, "Id", f"{message_id}-1")
-        _el(n, "CreDtTm", created_at.strftime("%Y-%m-%dT%H:%M:%S"))
+        _el(n, "CreDtTm", _timestamp(created_at))
         _account(n, "Acct", account.iban, currency)
         for e in entries:
             returned = e.returned_code is not None
