@@ -16,10 +16,10 @@ import os
 import sys
 import uuid
 
-from payouts.client import PayoutsClient
+from payouts.config.settings import Settings
+from payouts.domain.money import parse_micros
 from payouts.errors import PayoutError
-from payouts.money import parse_micros
-from payouts.settings import Settings
+from payouts.temporal.client import PayoutsClient
 
 
 async def start(args: argparse.Namespace) -> dict[str, object]:

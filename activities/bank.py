@@ -12,9 +12,11 @@ from typing import Any
 from temporalio import activity
 
 from activities.cashout import domain_errors
-from payouts import outbox
-from payouts.bank import book
-from payouts.bank.iso20022 import (
+from payouts.domain.models import BankCycle, BankEvent, BankSignal, BatchSummary
+from payouts.domain.policy import Method, Policy
+from payouts.ledger.ledger import Ledger
+from payouts.rails.bank import book
+from payouts.rails.bank.iso20022 import (
     Batch,
     CreditTransfer,
     Party,
@@ -22,10 +24,8 @@ from payouts.bank.iso20022 import (
     parse_report,
     validate_pain001,
 )
-from payouts.ledger import Ledger
-from payouts.models import BankCycle, BankEvent, BankSignal, BatchSummary
-from payouts.policy import Method, Policy
-from payouts.providers.bank_sandbox import SandboxBank
+from payouts.rails.bank.sandbox import SandboxBank
+from payouts.store import outbox
 
 
 def write_atomically(path: Path, data: bytes) -> None:

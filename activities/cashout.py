@@ -18,11 +18,8 @@ from typing import Any, ParamSpec, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from payouts import audit, facts, giftcards, outbox, risk
-from payouts.bank import book
-from payouts.errors import PayoutError
-from payouts.ledger import Ledger
-from payouts.models import (
+from payouts.domain import risk
+from payouts.domain.models import (
     AuditEntry,
     BankEnqueue,
     BookPayout,
@@ -41,11 +38,16 @@ from payouts.models import (
     WalletPayout,
     WalletPayoutInput,
 )
-from payouts.providers.errors import RailTimeout
-from payouts.providers.giftcards import SandboxGiftCards
-from payouts.providers.identity import IdentityProvider
-from payouts.providers.wallet_client import RailRetryAfter, WalletClient, WalletPayoutRecord
-from payouts.vault import Vault
+from payouts.errors import PayoutError, RailRetryAfter, RailTimeout
+from payouts.ledger.ledger import Ledger
+from payouts.rails.bank import book
+from payouts.rails.giftcards import codes as giftcards
+from payouts.rails.giftcards.sandbox import SandboxGiftCards
+from payouts.rails.identity.sandbox import IdentityProvider
+from payouts.rails.wallet.client import WalletClient, WalletPayoutRecord
+from payouts.security.vault import Vault
+from payouts.store import audit, outbox
+from payouts.store import risk_facts as facts
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -11,14 +11,15 @@ from temporalio import activity
 
 from activities.bank import write_atomically
 from activities.cashout import async_domain_errors, heartbeating
-from payouts import notify, reconcile
-from payouts.bank import book
-from payouts.db import Database
-from payouts.models import DeliveryResult, ReconcileInput, ReconcileResult
-from payouts.providers.bank_sandbox import SandboxBank
-from payouts.providers.giftcards import SandboxGiftCards
-from payouts.providers.wallet_client import WalletClient
-from payouts.settings import Settings
+from payouts.config.settings import Settings
+from payouts.domain.models import DeliveryResult, ReconcileInput, ReconcileResult
+from payouts.ops import reconcile
+from payouts.rails.bank import book
+from payouts.rails.bank.sandbox import SandboxBank
+from payouts.rails.giftcards.sandbox import SandboxGiftCards
+from payouts.rails.platform import notify
+from payouts.rails.wallet.client import WalletClient
+from payouts.store.database import Database
 
 
 class OpsActivities:

@@ -32,13 +32,13 @@ from temporalio.worker import Worker
 
 from bench.common import percentile, table
 from bench.floor import FloorWorkflow, noop
-from payouts.client import PayoutsClient, wait_until_ready
-from payouts.devserver import DevServer, free_port
-from payouts.ledger import EarningRow
-from payouts.models import Stage
-from payouts.settings import Settings
-from payouts.stack import resolve_ports, sidecars
-from payouts.tables import to_epoch_us
+from payouts.config.settings import Settings
+from payouts.devstack.devserver import DevServer, free_port
+from payouts.devstack.stack import resolve_ports, sidecars
+from payouts.domain.models import Stage
+from payouts.ledger.ledger import EarningRow
+from payouts.store.tables import to_epoch_us
+from payouts.temporal.client import PayoutsClient, wait_until_ready
 
 PIPELINE_STEPS = 7
 REPO = Path(__file__).resolve().parent.parent
@@ -91,7 +91,7 @@ async def _load(run_one: Callable[[int], Awaitable[None]], n: int, in_flight: in
 
 
 async def run_bench(serial: int = 60, load: int = 400, in_flight: int = 40) -> str:
-    from worker import Stack  # the composition root
+    from payouts.app.worker import Stack  # the composition root
 
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.floor import FloorWorkflow, noop
-from payouts.settings import Settings
+from payouts.config.settings import Settings
 
 
 async def serve(queue: str) -> None:

@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from sqlmodel import SQLModel
 
 from bench.common import fresh_database, median, percentile, table, timed
-from payouts.db import Database
-from payouts.ledger import EarningRow, Ledger
-from payouts.tables import to_epoch_us
+from payouts.ledger.ledger import EarningRow, Ledger
+from payouts.store.database import Database
+from payouts.store.tables import to_epoch_us
 
 HOUR_US = 3_600_000_000
 

@@ -30,17 +30,17 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from payouts import validation
-from payouts.client import PayoutsClient, PendingReview, Ticket
-from payouts.db import Database
+from payouts.config.settings import Settings
+from payouts.domain import validation
+from payouts.domain.fees import quote as make_quote
+from payouts.domain.models import CashoutStatus
+from payouts.domain.money import format_micros, format_money, get_currency, parse_micros
+from payouts.domain.policy import Policy
 from payouts.errors import InvalidInput, PayoutError
-from payouts.fees import quote as make_quote
-from payouts.ingest import ingest_file
-from payouts.ledger import Ledger
-from payouts.models import CashoutStatus
-from payouts.money import format_micros, format_money, get_currency, parse_micros
-from payouts.policy import Policy
-from payouts.settings import Settings
+from payouts.ledger.ingest import ingest_file
+from payouts.ledger.ledger import Ledger
+from payouts.store.database import Database
+from payouts.temporal.client import PayoutsClient, PendingReview, Ticket
 
 T = TypeVar("T")
 
@@ -608,7 +608,7 @@ def review_audit(
     """The reviewer audit trail: every decision, accepted or refused, oldest first."""
     from rich.markup import escape
 
-    from payouts import audit as trail
+    from payouts.store import audit as trail
 
     rows = trail.entries(env.db, None if request_id is None else f"cashout-{request_id}")
     if json_out:
@@ -643,8 +643,8 @@ def giftcodes(
     json_out: JsonOpt = False,
 ) -> None:
     """Show a gift card cash-out's codes to its payee, once; refused ever after."""
-    from payouts import giftcards
-    from payouts.vault import Vault
+    from payouts.rails.giftcards import codes as giftcards
+    from payouts.security.vault import Vault
 
     cards = giftcards.reveal(
         env.db,
@@ -666,7 +666,7 @@ def giftcodes(
 @app.command()
 def batches(json_out: JsonOpt = False) -> None:
     """Bank batch files: items, totals, the bank's verdicts and the fees saved by batching."""
-    from payouts.bank import book
+    from payouts.rails.bank import book
 
     rows = book.batches(env.db)
     if json_out:
@@ -720,7 +720,7 @@ def reconcile(
     json_out: JsonOpt = False,
 ) -> None:
     """Match the ledger, the rails' records and the bank files for a day; list mismatches."""
-    from payouts.reconcile import Report
+    from payouts.ops.reconcile import Report
 
     now = datetime.now(UTC)
     if date_ in ("today", "yesterday"):
@@ -732,8 +732,8 @@ def reconcile(
             raise InvalidInput(
                 f"--date: {date_!r} is not YYYY-MM-DD, today or yesterday", field="--date"
             ) from None
-    import worker as worker_module
-    from payouts.stack import resolve_ports
+    from payouts.app import worker as worker_module
+    from payouts.devstack.stack import resolve_ports
 
     stack = worker_module.Stack(resolve_ports(env.settings), env.policy)
     try:
@@ -764,7 +764,7 @@ def reconcile(
 @app.command()
 def worker() -> None:
     """Run a worker (same as `python worker.py`); start more to share the load."""
-    import worker as worker_module
+    from payouts.app import worker as worker_module
 
     asyncio.run(worker_module.run_worker(env.settings))
 
@@ -776,7 +776,7 @@ def up(
     ui_port: Annotated[int, typer.Option(help="Temporal web UI port.")] = 8233,
 ) -> None:
     """Run the embedded stack: Temporal dev server (reused if one listens), UI and a worker."""
-    from payouts import stack
+    from payouts.devstack import stack
 
     asyncio.run(
         stack.up(env.settings, env.policy, demo=demo, port=port, ui_port=ui_port, console=out)
@@ -793,7 +793,7 @@ def codec_server(
 ) -> None:
     """Run the codec server alone, for an operator's Temporal UI (Settings > Codec Server)
     or `temporal --codec-endpoint`: it decrypts payloads with PAYOUTS_PAYLOAD_KEYS."""
-    from payouts.codec_server import CodecServer
+    from payouts.temporal.codec_server import CodecServer
 
     origins = tuple(ui_origin or ("http://localhost:8233", "http://127.0.0.1:8233"))
 
@@ -819,7 +819,7 @@ def keygen(
 ) -> None:
     """Print a new payload key as `id:base64key`. To rotate, put it first in
     PAYOUTS_PAYLOAD_KEYS and keep the old ones after it, on every worker and codec server."""
-    from payouts.codec import new_key, parse_keys
+    from payouts.temporal.codec import new_key, parse_keys
 
     if not key_id or any(c in key_id for c in ":, ") or not key_id.isprintable():
         raise InvalidInput("key_id: must be a non-empty name without ':', ',' or spaces")

@@ -33,16 +33,16 @@ from temporalio.client import Client
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError
 
-from payouts import search
-from payouts.client import PayoutsClient, connect
-from payouts.demo import sandbox_iban
-from payouts.devserver import DevServer, free_port
+from payouts.config.settings import Settings
+from payouts.devstack.demo import sandbox_iban
+from payouts.devstack.devserver import DevServer, free_port
+from payouts.devstack.stack import Sidecars, resolve_ports, sidecars
+from payouts.domain.models import TERMINAL, CashoutStatus, Stage
 from payouts.errors import PayoutError
-from payouts.ledger import EarningRow
-from payouts.models import TERMINAL, CashoutStatus, Stage
-from payouts.settings import Settings
-from payouts.stack import Sidecars, resolve_ports, sidecars
-from payouts.tables import to_epoch_us
+from payouts.ledger.ledger import EarningRow
+from payouts.store.tables import to_epoch_us
+from payouts.temporal import search
+from payouts.temporal.client import PayoutsClient, connect
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[1]
@@ -208,7 +208,7 @@ class Chaos:
             port=free_port(), ui_port=None, db_file=self.data_dir / "temporal.sqlite3"
         )
         self.server.start()
-        import worker as worker_module
+        from payouts.app import worker as worker_module
 
         stack = worker_module.Stack(settings)
         quiet = Runtime(

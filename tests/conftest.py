@@ -19,12 +19,14 @@ import pytest
 import sqlalchemy as sa
 from temporalio.testing import WorkflowEnvironment
 
-from payouts import devserver, search
-from payouts.client import ensure_search_attributes
-from payouts.db import Database
-from payouts.ledger import Ledger
-from payouts.policy import Policy, load_policy
-from payouts.settings import Settings
+from payouts.config.policy_file import load_policy
+from payouts.config.settings import Settings
+from payouts.devstack import devserver
+from payouts.domain.policy import Policy
+from payouts.ledger.ledger import Ledger
+from payouts.store.database import Database
+from payouts.temporal import search
+from payouts.temporal.client import ensure_search_attributes
 from tests.harness import Harness
 
 PG_URL = os.environ.get(

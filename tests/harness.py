@@ -13,16 +13,16 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from payouts.client import PayoutsClient, Ticket
-from payouts.ledger import EarningRow
-from payouts.models import CashoutResult, CashoutStatus, Stage
-from payouts.money import parse_micros
-from payouts.providers.platform_sandbox import PlatformSandbox
-from payouts.providers.wallet_sandbox import WalletSandbox
-from payouts.settings import Settings
-from payouts.stack import Sidecars, resolve_ports, sidecars
-from payouts.tables import to_epoch_us
-from worker import Stack
+from payouts.app.worker import Stack
+from payouts.config.settings import Settings
+from payouts.devstack.stack import Sidecars, resolve_ports, sidecars
+from payouts.domain.models import CashoutResult, CashoutStatus, Stage
+from payouts.domain.money import parse_micros
+from payouts.ledger.ledger import EarningRow
+from payouts.rails.platform.sandbox import PlatformSandbox
+from payouts.rails.wallet.sandbox import WalletSandbox
+from payouts.store.tables import to_epoch_us
+from payouts.temporal.client import PayoutsClient, Ticket
 
 
 class Harness:

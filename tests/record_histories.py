@@ -13,10 +13,11 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from payouts import devserver, search
-from payouts.demo import sandbox_iban
-from payouts.models import Stage
-from payouts.settings import Settings
+from payouts.config.settings import Settings
+from payouts.devstack import devserver
+from payouts.devstack.demo import sandbox_iban
+from payouts.domain.models import Stage
+from payouts.temporal import search
 from tests.harness import Harness
 
 OUT = Path(__file__).parent / "histories"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from payouts.bank.iso20022 import Batch, CreditTransfer, Party, build_pain001, parse_report
-from payouts.demo import sandbox_iban
-from payouts.providers.bank_sandbox import BankTiming, SandboxBank
-from payouts.providers.sandbox_db import SandboxDB
+from payouts.devstack.demo import sandbox_iban
+from payouts.rails.bank.iso20022 import Batch, CreditTransfer, Party, build_pain001, parse_report
+from payouts.rails.bank.sandbox import BankTiming, SandboxBank
+from payouts.rails.sandbox_db import SandboxDB
 
 T0 = datetime(2026, 11, 25, 10, tzinfo=UTC)
 DEBTOR = Party("Payouts", "GB33BUKB20201555555555", "BUKBGB22")

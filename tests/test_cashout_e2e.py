@@ -6,12 +6,11 @@ import asyncio
 
 import pytest
 
-from payouts import search
-from payouts.client import CancelRefused, RequestConflict, ReviewRefused
-from payouts.demo import sandbox_iban
-from payouts.errors import InvalidInput
-from payouts.models import Answer, CashoutStatus, ReviewDecision, ReviewRequest, Stage
-from payouts.money import parse_micros
+from payouts.devstack.demo import sandbox_iban
+from payouts.domain.models import Answer, CashoutStatus, ReviewDecision, ReviewRequest, Stage
+from payouts.domain.money import parse_micros
+from payouts.errors import CancelRefused, InvalidInput, RequestConflict, ReviewRefused
+from payouts.temporal import search
 from tests.harness import Harness
 
 M = parse_micros

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import tomllib
 from datetime import timedelta
-from importlib import resources
 from pathlib import Path
 
 import tomli_w
 from temporalio.testing import WorkflowEnvironment
 
-from payouts.models import Stage
-from payouts.policy import load_policy
-from payouts.settings import Settings
+from payouts.config.policy_file import default_policy_text, load_policy
+from payouts.config.settings import Settings
+from payouts.domain.models import Stage
 from tests.harness import Harness
 
 
 def policy_file(tmp_path: Path, **review: object) -> Path:
-    data = tomllib.loads(resources.files("payouts").joinpath("default_policy.toml").read_text())
+    data = tomllib.loads(default_policy_text())
     data["review"].update(review)
     path = tmp_path / "policy.toml"
     path.write_text(tomli_w.dumps(data))

@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from payouts import devserver
-from payouts.codec_server import CodecServer
-from payouts.models import Stage
+from payouts.devstack import devserver
+from payouts.domain.models import Stage
+from payouts.temporal.codec_server import CodecServer
 from tests.harness import Harness
 
 

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from payouts.domain.fees import best_card_combination, quote, quote_with_rules
+from payouts.domain.money import parse_micros
+from payouts.domain.policy import CashoutRules, FeeSchedule, Policy, Rounding
 from payouts.errors import InvalidAmount, QuoteRefused
-from payouts.fees import best_card_combination, quote, quote_with_rules
-from payouts.money import parse_micros
-from payouts.policy import CashoutRules, FeeSchedule, Policy, Rounding
 
 
 def m(text: str) -> int:

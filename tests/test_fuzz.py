@@ -19,12 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from payouts import cli
-from payouts.errors import PayoutError
-from payouts.ingest import IngestRefused, ingest_file
-from payouts.ledger import Ledger
-from payouts.money import CURRENCIES, INT64_MAX
-from payouts.policy import Policy, load_policy
-from payouts.requests import build_input
+from payouts.config.policy_file import load_policy
+from payouts.domain.money import CURRENCIES, INT64_MAX
+from payouts.domain.policy import Policy
+from payouts.domain.requests import build_input
+from payouts.errors import IngestRefused, PayoutError
+from payouts.ledger.ingest import ingest_file
+from payouts.ledger.ledger import Ledger
 
 TRIED: Counter[str] = Counter()
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -136,7 +137,7 @@ def test_client_request_rules(
 def test_duplicate_and_conflicting_request_ids_offline(policy: Policy) -> None:
     """The same request twice builds the same fingerprint; any change of content changes it
     (the client compares fingerprints to refuse a reused id)."""
-    from payouts.client import request_fingerprint
+    from payouts.temporal.client import request_fingerprint
 
     rng = random.Random(5)
     for _ in range(300):
@@ -231,7 +232,7 @@ lines = st.one_of(
 def test_ingest_files_are_all_or_nothing(tmp_path: Path, body: list[str]) -> None:
     """A random file: in strict mode everything is credited or nothing is; with a rejects
     file, every line is credited, a duplicate, or rejected with a reason."""
-    from payouts.db import Database
+    from payouts.store.database import Database
 
     TRIED["ingest files"] += 1
     case = tmp_path / f"case-{TRIED['ingest files']}"

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from payouts.ingest import IngestRefused, ingest_file
-from payouts.ledger import Ledger
+from payouts.errors import IngestRefused
+from payouts.ledger.ingest import ingest_file
+from payouts.ledger.ledger import Ledger
 
 
 def write(path: Path, text: str) -> Path:

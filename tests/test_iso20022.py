@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from payouts.bank.iso20022 import (
+from payouts.rails.bank.iso20022 import (
     BankFileInvalid,
     Batch,
     CreditTransfer,

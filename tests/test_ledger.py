@@ -19,8 +19,8 @@ from payouts.errors import (
     LimitExceeded,
     NotFound,
 )
-from payouts.ledger import EarningRow, HoldStatus, Ledger
-from payouts.tables import to_epoch_us
+from payouts.ledger.ledger import EarningRow, HoldStatus, Ledger
+from payouts.store.tables import to_epoch_us
 from tests.conftest import FakeClock
 
 USD = "USD"

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
-from payouts.db import Database
 from payouts.errors import InsufficientFunds, InvalidState
-from payouts.ledger import EarningRow, Ledger
-from payouts.tables import to_epoch_us
+from payouts.ledger.ledger import EarningRow, Ledger
+from payouts.store.database import Database
+from payouts.store.tables import to_epoch_us
 from tests.conftest import PG_URL, FakeClock, require_postgres
 
 USERS = ("u0", "u1", "u2")

@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from payouts.errors import InvalidAmount, UnknownCurrency
-from payouts.money import (
+from payouts.domain.money import (
     INT64_MAX,
     format_micros,
     get_currency,
@@ -15,6 +14,7 @@ from payouts.money import (
     parse_micros,
     split_minor,
 )
+from payouts.errors import InvalidAmount, UnknownCurrency
 
 
 @pytest.mark.parametrize(

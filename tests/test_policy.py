@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import tomllib
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from payouts.config.policy_file import default_policy_text, load_policy
+from payouts.config.settings import Settings
+from payouts.domain.policy import Method, Policy, parse_policy
 from payouts.errors import PolicyInvalid, QuoteRefused
-from payouts.policy import Method, Policy, load_policy, parse_policy
-from payouts.settings import Settings
 
 
 def default_data() -> dict[str, Any]:
-    text = resources.files("payouts").joinpath("default_policy.toml").read_text()
+    text = default_policy_text()
     return tomllib.loads(text)
 
 
@@ -28,7 +28,7 @@ def test_default_policy_loads_with_every_method(policy: Policy) -> None:
 
 def test_version_ignores_formatting_but_not_rules(tmp_path: Path, policy: Policy) -> None:
     """Comments and layout leave the version alone; changing a rule changes it."""
-    text = resources.files("payouts").joinpath("default_policy.toml").read_text()
+    text = default_policy_text()
     reformatted = tmp_path / "p.toml"
     reformatted.write_text("# a new comment\n\n" + text.replace(" = ", "   =   "))
     assert load_policy(reformatted).version == policy.version
@@ -41,7 +41,7 @@ def test_settings_policy_path_overrides_the_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PAYOUTS_POLICY points at another file."""
-    text = resources.files("payouts").joinpath("default_policy.toml").read_text()
+    text = default_policy_text()
     path = tmp_path / "custom.toml"
     path.write_text(text.replace('name = "default"', 'name = "custom"'))
     monkeypatch.setenv("PAYOUTS_POLICY", str(path))

@@ -9,7 +9,6 @@ import tomllib
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 
 import aiohttp
@@ -17,23 +16,25 @@ import pytest
 import sqlalchemy as sa
 import tomli_w
 
-from payouts import giftcards, notify
-from payouts.bank import book
-from payouts.bank.iso20022 import read_pain001, validate_pain001
-from payouts.demo import sandbox_iban
+from payouts.config.policy_file import default_policy_text
+from payouts.devstack.demo import sandbox_iban
+from payouts.domain.models import Stage
+from payouts.domain.money import parse_micros
 from payouts.errors import InvalidState, NotFound
-from payouts.models import Stage
-from payouts.money import parse_micros
-from payouts.schedules import ensure_schedules
-from payouts.signing import sign
-from payouts.vault import Vault
+from payouts.rails.bank import book
+from payouts.rails.bank.iso20022 import read_pain001, validate_pain001
+from payouts.rails.giftcards import codes as giftcards
+from payouts.rails.platform import notify
+from payouts.security.signing import sign
+from payouts.security.vault import Vault
+from payouts.temporal.schedules import ensure_schedules
 from tests.harness import Harness
 
 M = parse_micros
 
 
 def policy_file(tmp_path: Path, **batching: object) -> Path:
-    data = tomllib.loads(resources.files("payouts").joinpath("default_policy.toml").read_text())
+    data = tomllib.loads(default_policy_text())
     data["methods"]["bank_transfer"]["batching"].update(batching)
     path = tmp_path / "policy.toml"
     path.write_text(tomli_w.dumps(data))

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from payouts import notify
-from payouts.bank import book
-from payouts.demo import sandbox_iban
-from payouts.models import Stage
-from payouts.money import parse_micros
+from payouts.devstack.demo import sandbox_iban
+from payouts.domain.models import Stage
+from payouts.domain.money import parse_micros
+from payouts.rails.bank import book
+from payouts.rails.platform import notify
 from tests.harness import Harness
 
 M = parse_micros

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from payouts.demo import sandbox_iban
-from payouts.models import Stage
-from payouts.reconcile import Report
+from payouts.devstack.demo import sandbox_iban
+from payouts.domain.models import Stage
+from payouts.ops.reconcile import Report
 from tests.harness import Harness
 
 

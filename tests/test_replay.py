@@ -15,10 +15,10 @@ from temporalio.worker import Replayer
 from temporalio.worker._workflow_instance import _WorkflowLogicFlag
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from payouts.models import Stage
-from payouts.settings import Settings
+from payouts.app.worker import PASSTHROUGH, WORKFLOWS
+from payouts.config.settings import Settings
+from payouts.domain.models import Stage
 from tests.harness import Harness
-from worker import PASSTHROUGH, WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 

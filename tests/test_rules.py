@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from payouts.domain.fees import quote
+from payouts.domain.models import BankAccount, GiftCardDelivery, WalletAccount, mask
+from payouts.domain.policy import Method, Policy
+from payouts.domain.requests import build_input, destination_for, holder_name
+from payouts.domain.review import Verdict, decide, needs_identity, refusal
+from payouts.domain.risk import RiskFacts, assess
 from payouts.errors import InvalidInput, QuoteRefused
-from payouts.fees import quote
-from payouts.models import BankAccount, GiftCardDelivery, WalletAccount, mask
-from payouts.policy import Method, Policy
-from payouts.requests import build_input, destination_for, holder_name
-from payouts.review import Verdict, decide, needs_identity, refusal
-from payouts.risk import RiskFacts, assess
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 

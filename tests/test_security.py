@@ -17,13 +17,16 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from payouts import audit, giftcards, telemetry
-from payouts.codec import CodecError, EncryptionCodec, new_key, parse_keys
-from payouts.codec_server import CodecServer
-from payouts.demo import sandbox_iban
-from payouts.devserver import free_port
-from payouts.models import Stage
-from payouts.settings import Settings
+from payouts.config.settings import Settings
+from payouts.devstack.demo import sandbox_iban
+from payouts.devstack.devserver import free_port
+from payouts.domain.models import Stage
+from payouts.errors import CodecError
+from payouts.rails.giftcards import codes as giftcards
+from payouts.store import audit
+from payouts.temporal import telemetry
+from payouts.temporal.codec import EncryptionCodec, new_key, parse_keys
+from payouts.temporal.codec_server import CodecServer
 from tests.harness import Harness
 
 
@@ -199,8 +202,8 @@ async def test_worker_exposes_prometheus_metrics(
         data_converter=settings.data_converter(),
         runtime=telemetry.runtime(port),
     )
-    from payouts.client import PayoutsClient
-    from worker import Stack
+    from payouts.app.worker import Stack
+    from payouts.temporal.client import PayoutsClient
 
     stack = Stack(settings)
     payouts = PayoutsClient(client, policy=stack.policy, task_queue=settings.task_queue)

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from payouts import search
-from payouts.client import PayoutsClient
-from payouts.models import Stage
-from payouts.money import parse_micros
-from payouts.settings import Settings
-from payouts.stack import resolve_ports, sidecars
-from worker import Stack
+from payouts.app.worker import Stack
+from payouts.config.settings import Settings
+from payouts.devstack.stack import resolve_ports, sidecars
+from payouts.domain.models import Stage
+from payouts.domain.money import parse_micros
+from payouts.temporal import search
+from payouts.temporal.client import PayoutsClient
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@
               -> SENT -> PAID
     any step before DISBURSING -> REJECTED | CANCELLED | FAILED  (the hold is voided)
 
-Deterministic orchestration only: every decision comes from `payouts.review` and the policy
+Deterministic orchestration only: every decision comes from `payouts.domain.review` and the policy
 slice in the input; every effect is an activity. Database steps run as local activities
 (idempotent by key, so a re-run after a crash is harmless); the identity check, the
 disbursement and settlement checks are regular activities that heartbeat.
@@ -29,8 +29,7 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from payouts import search
-    from payouts.models import (
+    from payouts.domain.models import (
         CANCELLABLE,
         TERMINAL,
         Answer,
@@ -70,9 +69,10 @@ with workflow.unsafe.imports_passed_through():
         WalletPayoutInput,
         mask,
     )
-    from payouts.money import format_money
-    from payouts.policy import Method
-    from payouts.review import Verdict, decide, names_match, needs_identity, refusal
+    from payouts.domain.money import format_money
+    from payouts.domain.policy import Method
+    from payouts.domain.review import Verdict, decide, names_match, needs_identity, refusal
+    from payouts.temporal import search
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from payouts.models import DeliveryResult, ReconcileInput, ReconcileResult
+    from payouts.domain.models import DeliveryResult, ReconcileInput, ReconcileResult
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 

@@ -1,1 +1,0 @@
-"""Bank payouts in batches: ISO 20022 files, the batch book, the bank's answers."""

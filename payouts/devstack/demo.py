@@ -1,0 +1,175 @@
+"""`payouts up --demo`: seed a few payees with matured micro-earnings and start cash-outs
+over every method, so that some complete, some wait for review and one is rejected.
+
+Each run uses fresh event and request ids (a run tag), so running it again adds new
+cash-outs next to the old ones instead of colliding with them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from schwifty import IBAN
+
+from payouts.domain.models import IdentityStatus
+from payouts.domain.money import format_money, parse_micros
+from payouts.ledger.ledger import EarningRow, Ledger
+from payouts.rails.identity.sandbox import SandboxIdentity
+from payouts.store.tables import to_epoch_us
+from payouts.temporal.client import PayoutsClient, Ticket
+
+
+@dataclass(frozen=True)
+class Payee:
+    user_id: str
+    legal_name: str
+    currency: str
+    earnings: int  # how many micro-earnings to seed
+    outcome: IdentityStatus = IdentityStatus.VERIFIED
+
+
+@dataclass(frozen=True)
+class DemoCashout:
+    user_id: str
+    amount: str
+    currency: str
+    method: str
+    destination: str
+    holder: str | None
+    expect: str
+
+
+PAYEES = (
+    Payee("ana", "Ana Souza", "USD", 3000),
+    Payee("ben", "Ben Okafor", "USD", 3000),
+    Payee("chloe", "Chloé Martin", "USD", 3000),
+    Payee("dev", "Dev Patel", "EUR", 15000),
+    Payee("eve", "Eve Larsen", "USD", 40000),
+    Payee("fay", "Fay Nakamura", "USD", 3000),
+    Payee("gus", "Gus Grimm", "USD", 3000),
+    Payee("hana", "Hana Sato", "USD", 3000),
+    Payee("kyc-reject-zoe", "Zoe Quinn", "USD", 5000, IdentityStatus.REJECTED),
+)
+
+
+def sandbox_iban(last4: str) -> str:
+    """A valid German IBAN whose account number ends in `last4` (the sandbox bank's
+    outcome codes: 0404 closed account, 0606 returned after booking)."""
+    return IBAN.generate("DE", bank_code="37040044", account_code="053201" + last4).compact
+
+
+# (user, amount, currency, method, destination, holder, what to expect)
+CASHOUTS = tuple(DemoCashout(*row) for row in (
+    ("ana", "12.345678", "USD", "wallet", "ana@example.com", None,
+     "PAID on the wallet's signed webhook; 0.005678 stays in the balance"),
+    ("ben", "40", "USD", "bank_transfer", "DE89370400440532013000", "OKAFOR, Ben",
+     "leaves in the next batch file; PAID when the bank books it"),
+    ("chloe", "37.99", "USD", "gift_card", "chloe@example.com", None,
+     "gift cards 25 + 10 (codes shown once); 2.99 stays in the balance"),
+    ("dev", "750", "EUR", "bank_transfer", "FR1420041010050500013M02606", "Dev Patel",
+     "above 500 EUR: waits for one reviewer"),
+    ("eve", "2100", "USD", "wallet", "+4915112345678", None,
+     "above 2000 USD: waits for two reviewers, one senior"),
+    ("fay", "20", "USD", "wallet", "ana@example.com", None,
+     "wallet shared with another payee: held for a risk review"),
+    ("kyc-reject-zoe", "120", "USD", "bank_transfer", "GB33BUKB20201555555555", "Zoe Quinn",
+     "identity rejected: REJECTED, hold released"),
+    ("gus", "30", "USD", "bank_transfer", sandbox_iban("0404"), "GRIMM, Gus",
+     "the bank rejects it (AC04 closed account): FAILED, hold released"),
+    ("hana", "25", "USD", "bank_transfer", sandbox_iban("0606"), "Hana Sato",
+     "booked, then returned a minute later (AC06): RETURNED, money back"),
+))  # fmt: skip
+
+
+def run_tag(now: datetime) -> str:
+    return now.strftime("%m%d-%H%M%S")
+
+
+def seed(ledger: Ledger, identity: SandboxIdentity, tag: str, now: datetime) -> dict[str, int]:
+    """Credit each payee many small matured earnings; returns the total per payee."""
+    rng = random.Random(tag)
+    rows: list[EarningRow] = []
+    totals: dict[str, int] = {}
+    for p in PAYEES:
+        identity.register(p.user_id, p.outcome, legal_name=p.legal_name, tier=2)
+        total = 0
+        for i in range(p.earnings):
+            amount = rng.randint(1_000, 120_000)  # 0.001 to 0.12 per micro-task
+            earned = now - timedelta(days=5, minutes=rng.randint(0, 60 * 24 * 20))
+            rows.append(
+                EarningRow(
+                    f"demo-{tag}-{p.user_id}-{i}",
+                    p.user_id,
+                    p.currency,
+                    amount,
+                    to_epoch_us(earned),
+                )
+            )
+            total += amount
+        totals[p.user_id] = total
+    ledger.credit_earnings(rows)
+    return totals
+
+
+async def start(client: PayoutsClient, tag: str) -> list[tuple[DemoCashout, Ticket]]:
+    started = []
+    for c in CASHOUTS:
+        if c.user_id == "fay":
+            # fay pays into ana's wallet: let ana's cash-out register that wallet first.
+            await _until_past_verifying(client, f"demo-{tag}-ana")
+        ticket = await client.request_cashout(
+            request_id=f"demo-{tag}-{c.user_id}",
+            user_id=c.user_id,
+            amount=parse_micros(c.amount),
+            currency=c.currency,
+            method=c.method,
+            destination=c.destination,
+            holder=c.holder,
+        )
+        started.append((c, ticket))
+    return started
+
+
+async def run(
+    client: PayoutsClient, ledger: Ledger, identity: SandboxIdentity
+) -> list[tuple[DemoCashout, Ticket]]:
+    now = datetime.now(UTC)
+    tag = run_tag(now)
+    seed(ledger, identity, tag, now)
+    return await start(client, tag)
+
+
+async def _until_past_verifying(client: PayoutsClient, request_id: str) -> None:
+    for _ in range(100):
+        status = await client.status(request_id)
+        if status.risk_score is not None:
+            return
+        await asyncio.sleep(0.1)
+
+
+def hints(started: list[tuple[DemoCashout, Ticket]]) -> str:
+    ids = {c.user_id: t.request_id for c, t in started}
+    return (
+        "\nin another terminal (with .venv/bin on PATH):\n"
+        "  payouts review list\n"
+        f"  payouts review approve {ids['dev']} --reviewer alice\n"
+        f"  payouts review approve {ids['eve']} --reviewer bob      (then --reviewer alice)\n"
+        f"  payouts status {ids['hana']}                 (watch it become RETURNED)\n"
+        f"  payouts giftcodes {ids['chloe']} --user chloe   (shown once)\n"
+        "  payouts batches                                 (bank files and fees saved)\n"
+        "  payouts reconcile --date today\n"
+        "  payouts balance ana"
+    )
+
+
+def describe(started: list[tuple[DemoCashout, Ticket]]) -> list[str]:
+    lines = []
+    for c, t in started:
+        q = t.quote
+        lines.append(
+            f"{t.request_id:<32} {c.method:<14} {format_money(q.gross, q.currency):>14}  {c.expect}"
+        )
+    return lines

@@ -1,0 +1,413 @@
+"""The data that crosses Temporal: workflow and activity inputs, results, the status.
+
+These are plain frozen pydantic models with no validation beyond types, so that a history
+always deserialises the same way on replay. Rules on what a request may contain live in
+`payouts.domain.requests`, which the client applies before a workflow starts.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from payouts.domain.fees import Quote
+from payouts.domain.policy import CashoutRules, Method
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Stage(StrEnum):
+    REQUESTED = "REQUESTED"
+    RESERVED = "RESERVED"
+    VERIFYING = "VERIFYING"
+    AWAITING_REVIEW = "AWAITING_REVIEW"
+    APPROVED = "APPROVED"
+    DISBURSING = "DISBURSING"
+    SENT = "SENT"
+    PAID = "PAID"
+    REJECTED = "REJECTED"
+    CANCELLED = "CANCELLED"
+    FAILED = "FAILED"
+    RETURNED = "RETURNED"
+
+
+TERMINAL = frozenset({Stage.PAID, Stage.REJECTED, Stage.CANCELLED, Stage.FAILED, Stage.RETURNED})
+CANCELLABLE = frozenset(
+    {Stage.REQUESTED, Stage.RESERVED, Stage.VERIFYING, Stage.AWAITING_REVIEW, Stage.APPROVED}
+)
+
+
+# ------------------------------------------------------------------ destinations
+
+
+class BankAccount(Frozen):
+    method: Literal["bank_transfer"] = "bank_transfer"
+    iban: str
+    bic: str | None = None
+    holder_name: str
+
+
+class WalletAccount(Frozen):
+    method: Literal["wallet"] = "wallet"
+    wallet_id: str
+
+
+class GiftCardDelivery(Frozen):
+    method: Literal["gift_card"] = "gift_card"
+    email: str
+
+
+Destination = Annotated[
+    BankAccount | WalletAccount | GiftCardDelivery, Field(discriminator="method")
+]
+
+
+def mask(destination: BankAccount | WalletAccount | GiftCardDelivery) -> str:
+    """A form safe to show an operator: no account number, no full address."""
+    if isinstance(destination, BankAccount):
+        return f"IBAN {destination.iban[:2]}** **** {destination.iban[-4:]}"
+    value = destination.wallet_id if isinstance(destination, WalletAccount) else destination.email
+    local, _, domain = value.partition("@")
+    shown = (local[:1] + "***") if local else "***"
+    return f"{shown}@{domain}" if domain else f"{shown}{value[-2:]}"
+
+
+# ------------------------------------------------------------------ the request
+
+
+class CashoutRequest(Frozen):
+    """What the platform asks for. `amount` is micros and may include sub-minor micros."""
+
+    request_id: str
+    user_id: str
+    amount: int
+    currency: str
+    method: Method
+    destination: Destination
+    quote: Quote | None = None
+
+
+class CashoutInput(Frozen):
+    """The workflow input: the validated request, the quote to honour, the rules in force."""
+
+    request: CashoutRequest
+    quote: Quote
+    rules: CashoutRules
+    requested_at: datetime
+
+
+# ------------------------------------------------------------------ activities
+
+
+class ReserveInput(Frozen):
+    key: str
+    hold_id: str
+    user_id: str
+    currency: str
+    amount: int
+    daily_amount_limit: int
+    daily_count_limit: int
+
+
+class ReserveResult(Frozen):
+    transaction_id: int
+    available_after: int
+
+
+class IdentityStatus(StrEnum):
+    VERIFIED = "verified"
+    PENDING = "pending"
+    REJECTED = "rejected"
+
+
+class IdentityInput(Frozen):
+    user_id: str
+    checked_at: datetime  # the workflow's clock: sandboxes resolve pending checks against it
+
+
+class IdentityResult(Frozen):
+    status: IdentityStatus
+    tier: int = 0
+    reference: str = ""
+    reason: str = ""
+    legal_name: str | None = None
+
+
+class RiskInput(Frozen):
+    request_id: str
+    user_id: str
+    currency: str
+    amount: int
+    destination: Destination
+    as_of: datetime
+
+
+class RiskResult(Frozen):
+    score: int
+    reasons: tuple[str, ...]
+
+
+class PostInput(Frozen):
+    key: str
+    hold_id: str
+    gross: int
+    fee: int
+
+
+class VoidInput(Frozen):
+    key: str
+    hold_id: str
+    reason: str
+
+
+class NotifyInput(Frozen):
+    event_id: str
+    request_id: str
+    user_id: str
+    stage: Stage
+    at: datetime
+    payload: dict[str, str | int | None]
+
+
+class ReserveAndAssess(Frozen):
+    """One local activity: hold the money, then score the risk (two short DB steps)."""
+
+    reserve: ReserveInput
+    risk: RiskInput
+
+
+class Reserved(Frozen):
+    reserve: ReserveResult
+    risk: RiskResult
+
+
+class BookPayout(Frozen):
+    """One local activity: post the paid cash-out, then record the notification."""
+
+    post: PostInput
+    notify: NotifyInput
+
+
+class ReleaseHold(Frozen):
+    """One local activity: void the hold, then record the notification."""
+
+    void: VoidInput
+    notify: NotifyInput
+
+
+# ------------------------------------------------------------------ reviews and status
+
+
+class ReviewDecision(Frozen):
+    """Payload of the `approve` and `reject` signals (also sendable from the Temporal UI).
+
+    `ref` (set by the client SDK) names the decision: the workflow answers it in the
+    `answer` query, and a signal re-sent with the same `ref` is applied once."""
+
+    reviewer: str
+    reason: str = ""
+    client: str = ""
+    ref: str = ""
+
+
+class ReviewRequest(Frozen):
+    """Payload of the `review` update: validated and answered at once."""
+
+    reviewer: str
+    decision: Literal["approve", "reject"]
+    reason: str = ""
+    client: str = ""
+
+
+class CancelRequest(Frozen):
+    requested_by: str
+    reason: str = ""
+    client: str = ""
+    ref: str = ""  # as in ReviewDecision
+
+
+class Answer(Frozen):
+    """How the workflow took a signalled decision or cancel (the `answer` query)."""
+
+    accepted: bool
+    refusal: str = ""
+
+
+class ReviewRecord(Frozen):
+    at: datetime
+    reviewer: str
+    decision: str
+    reason: str
+    accepted: bool
+    refusal: str = ""
+    via: str = ""  # signal | update
+    client: str = ""  # what the sender says it is (the CLI: cli:user@host)
+
+
+class AuditEntry(Frozen):
+    """One reviewer decision, accepted or refused, for the `review_audit` table."""
+
+    workflow_id: str
+    request_id: str
+    seq: int
+    record: ReviewRecord
+
+
+class TimelineEntry(Frozen):
+    at: datetime
+    stage: Stage
+    note: str
+
+
+class CashoutStatus(Frozen):
+    """Everything the `status` query answers: for the payee, reviewers and operators."""
+
+    request_id: str
+    user_id: str
+    stage: Stage
+    method: Method
+    currency: str
+    requested: int
+    gross: int
+    fee: int
+    net: int
+    remainder: int
+    cards: tuple[int, ...] = ()
+    destination: str
+    policy_version: str
+    identity: str | None = None
+    risk_score: int | None = None
+    risk_reasons: tuple[str, ...] = ()
+    decision: str | None = None
+    approvals_needed: int = 0
+    reviews: tuple[ReviewRecord, ...] = ()
+    review_deadline: datetime | None = None
+    rail_reference: str | None = None
+    expected_arrival: datetime | None = None
+    outcome: str = ""
+    timeline: tuple[TimelineEntry, ...] = ()
+
+
+class CashoutResult(Frozen):
+    request_id: str
+    stage: Stage
+    status: CashoutStatus
+
+
+# ------------------------------------------------------------------ rails (issue: real rails)
+
+
+class BankEnqueue(Frozen):
+    workflow_id: str
+    request_id: str
+    user_id: str
+    currency: str
+    amount: int  # net
+    destination: BankAccount
+    at: datetime
+
+
+class BankEvent(Frozen):
+    """What the bank said about one transfer: sent | accepted | rejected | booked | returned."""
+
+    kind: str
+    end_to_end_id: str
+    batch_id: str | None = None
+    code: str = ""
+    reason: str = ""
+
+
+class BankSignal(Frozen):
+    workflow_id: str
+    event: BankEvent
+
+
+class BatchSummary(Frozen):
+    batch_id: str
+    currency: str
+    items: int
+    total: int
+    fee_saved: int
+    file_name: str
+
+
+class BankCycle(Frozen):
+    batches: tuple[BatchSummary, ...] = ()
+    report_files: int = 0
+    items_moved: int = 0
+    signalled: int = 0
+    late: int = 0
+
+
+class WalletPayoutInput(Frozen):
+    key: str
+    reference: str  # the workflow id: how webhooks find their way back
+    wallet_id: str
+    amount: int  # net, micros
+    currency: str
+
+
+class WalletPayout(Frozen):
+    id: str
+    status: str  # pending | completed | failed
+    failure_reason: str | None = None
+    resolved_by_lookup: bool = False
+
+
+class WalletEvent(Frozen):
+    """A verified webhook event from the wallet provider (signal `wallet_event`)."""
+
+    event_id: str
+    type: str
+    payout_id: str
+    status: str
+    failure_reason: str | None = None
+
+
+class GiftCardsInput(Frozen):
+    key: str
+    request_id: str
+    user_id: str
+    currency: str
+    cards: tuple[int, ...]
+    at: datetime
+
+
+class GiftCardsIssued(Frozen):
+    count: int
+    last4: tuple[str, ...]
+
+
+class DeliveryResult(Frozen):
+    delivered: int
+    failed: int
+
+
+class ReconcileInput(Frozen):
+    day: date
+    as_of: datetime
+
+
+class ReconcileResult(Frozen):
+    day: date
+    checked: int
+    mismatches: int
+    report_file: str
+
+
+class ReverseInput(Frozen):
+    key: str
+    hold_id: str
+    reason: str
+
+
+class ReversePayout(Frozen):
+    """One local activity: reverse a returned payout, then record the notification."""
+
+    reverse: ReverseInput
+    notify: NotifyInput

@@ -1,0 +1,275 @@
+"""Ingest micro-earnings from a CSV or JSON Lines file (optionally gzip-compressed).
+
+Columns (CSV header, or JSON keys): event_id, user_id, amount, currency[, earned_at].
+`amount` is a decimal string of major units ("0.000125"); `earned_at` an ISO 8601 time with
+a timezone (default: now). The whole file is credited in one database transaction:
+
+- strict (default): one bad row refuses the whole file, nothing is written, and the error
+  names the line, the field and the rule (the first few bad lines are listed);
+- with a rejects file: good rows are credited; each bad one is written to the rejects file
+  (line, reason, original text) as CSV.
+
+Re-ingesting a file is harmless: an event id already credited with the same content is
+counted as a duplicate and skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from payouts.domain import validation
+from payouts.domain.money import CURRENCIES, parse_micros
+from payouts.errors import IdempotencyConflict, IngestRefused, InvalidInput, PayoutError
+from payouts.ledger.ledger import IN_BATCH_CONFLICT, CreditSummary, EarningRow, Ledger
+from payouts.store.tables import to_epoch_us
+
+COLUMNS = ("event_id", "user_id", "amount", "currency", "earned_at")
+REQUIRED = COLUMNS[:4]
+MAX_LISTED = 20
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass
+class Rejected:
+    line: int
+    reason: str
+    raw: str
+
+
+@dataclass
+class IngestReport:
+    path: str
+    rows: int = 0
+    credited: int = 0
+    duplicates: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    credited_amount: dict[str, int] = field(default_factory=dict)
+
+
+def open_text(path: Path) -> IO[str]:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return path.open("r", encoding="utf-8", newline="")
+
+
+def detect_format(path: Path) -> str:
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    if name.endswith((".csv", ".txt")):
+        return "csv"
+    with open_text(path) as fh:
+        for line in fh:
+            if line.strip():
+                return "jsonl" if line.lstrip().startswith("{") else "csv"
+    return "csv"
+
+
+class _RowParser:
+    """Turns raw field values into an `EarningRow`, or raises `InvalidInput`."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._times: dict[str, int] = {}
+
+    def __call__(self, values: dict[str, Any]) -> EarningRow:
+        ev = validation.event_id(values.get("event_id"))
+        user = validation.user_id(values.get("user_id"))
+        raw_amount = values.get("amount")
+        if raw_amount is None:
+            raise InvalidInput("amount: missing", field="amount")
+        amount = parse_micros(raw_amount, field="amount", allow_zero=False)
+        cur = values.get("currency")
+        code = cur.strip().upper() if isinstance(cur, str) else None
+        if code not in CURRENCIES:
+            raise InvalidInput(
+                f"currency: {cur!r} is not a supported ISO 4217 currency code", field="currency"
+            )
+        earned = values.get("earned_at")
+        earned_us: int | None
+        if earned is None or earned == "":
+            earned_us = None
+        else:
+            cached = self._times.get(earned)
+            if cached is None:
+                cached = to_epoch_us(
+                    validation.timestamp(
+                        earned, field="earned_at", now=self.now, max_skew=CLOCK_SKEW
+                    )
+                )
+                if len(self._times) < 100_000:
+                    self._times[earned] = cached
+            earned_us = cached
+        return EarningRow(ev, user, code, amount, earned_us)
+
+
+def read_rows(
+    fh: IO[str], fmt: str, now: datetime
+) -> Iterator[tuple[int, EarningRow | None, str | None, str]]:
+    """Yield (line number, row or None, error or None, raw text) for every data line."""
+    parse = _RowParser(now)
+    if fmt == "jsonl":
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line, parse_float=str, parse_int=str)
+                if not isinstance(obj, dict):
+                    raise InvalidInput("expected a JSON object per line")
+                extra = set(obj) - set(COLUMNS)
+                if extra:
+                    raise InvalidInput(f"unknown field(s): {', '.join(sorted(extra))}")
+                yield number, parse(obj), None, line.rstrip("\n")
+            except json.JSONDecodeError as exc:
+                yield number, None, f"not valid JSON ({exc.msg})", line.rstrip("\n")
+            except PayoutError as exc:
+                yield number, None, exc.message, line.rstrip("\n")
+        return
+    reader = csv.reader(fh)
+    header: tuple[str, ...] | None = None
+    for record in reader:
+        number = reader.line_num
+        if not record or (len(record) == 1 and not record[0].strip()):
+            continue
+        if header is None:
+            names = tuple(c.strip().lower() for c in record)
+            if names and names[0] == "event_id":
+                missing = [c for c in REQUIRED if c not in names]
+                unknown = [c for c in names if c not in COLUMNS]
+                if missing or unknown:
+                    problem = (
+                        f"missing column(s) {', '.join(missing)}"
+                        if missing
+                        else f"unknown column(s) {', '.join(unknown)}"
+                    )
+                    raise IngestRefused(
+                        f"line {number}: header {problem}; expected {','.join(COLUMNS)}"
+                    )
+                header = names
+                continue
+            header = COLUMNS[: len(record)] if len(record) in (4, 5) else COLUMNS
+        raw = ",".join(record)
+        if len(record) != len(header):
+            yield number, None, f"expected {len(header)} columns, found {len(record)}", raw
+            continue
+        try:
+            yield number, parse(dict(zip(header, record, strict=True))), None, raw
+        except PayoutError as exc:
+            yield number, None, exc.message, raw
+
+
+def ingest_file(
+    ledger: Ledger,
+    path: Path,
+    *,
+    rejects: Path | None = None,
+    fmt: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    now: datetime | None = None,
+) -> IngestReport:
+    """Credit every earning in `path` (see module docstring for the rules)."""
+    if not path.is_file():
+        raise IngestRefused(f"file: {path} does not exist or is not a file")
+    fmt = fmt or detect_format(path)
+    report = IngestReport(path=str(path))
+    now = now or datetime.now(UTC)
+
+    with open_text(path) as fh:
+        raw_bytes = getattr(fh, "buffer", None)
+
+        def good_rows() -> Iterator[EarningRow]:
+            last = 0
+            for number, row, error, raw in read_rows(fh, fmt, now):
+                report.rows += 1
+                if progress is not None and report.rows % 10_000 == 0:
+                    pos = _position(raw_bytes)
+                    if pos is not None:
+                        progress(pos - last)
+                        last = pos
+                if row is not None:
+                    yield row
+                else:
+                    report.rejected.append(Rejected(number, error or "invalid", raw))
+                    if rejects is None and len(report.rejected) >= MAX_LISTED:
+                        break
+            if rejects is None and report.rejected:
+                raise IngestRefused(_refusal(path, report))
+
+        try:
+            summary = ledger.credit_earnings(
+                good_rows(), on_conflict="raise" if rejects is None else "skip"
+            )
+        except IdempotencyConflict as exc:
+            raise IngestRefused(f"{path}: refused, nothing written: {exc.message}") from None
+    _merge(report, summary)
+    if summary.conflicts:
+        _locate(path, fmt, now, report, summary)
+    if rejects is not None:
+        _write_rejects(rejects, report.rejected)
+    return report
+
+
+def _merge(report: IngestReport, summary: CreditSummary) -> None:
+    report.credited = summary.credited
+    report.duplicates = summary.duplicates
+    report.credited_amount = dict(summary.credited_amount)
+
+
+def _locate(
+    path: Path, fmt: str, now: datetime, report: IngestReport, summary: CreditSummary
+) -> None:
+    """Name the line of each conflicting row: a second pass over the file, only when there
+    are conflicts. It tells rows apart the way `credit_earnings` did: the first row with an
+    event id conflicts when the ledger already holds that id with other content; a later
+    row conflicts when it differs from the first."""
+    with_ledger = {c.event_id: c.reason for c in summary.conflicts if c.reason != IN_BATCH_CONFLICT}
+    in_batch = {c.event_id for c in summary.conflicts if c.reason == IN_BATCH_CONFLICT}
+    first: dict[str, EarningRow] = {}
+    with open_text(path) as fh:
+        for number, row, _, raw in read_rows(fh, fmt, now):
+            if row is None or (row.event_id not in with_ledger and row.event_id not in in_batch):
+                continue
+            seen = first.setdefault(row.event_id, row)
+            if seen is row and row.event_id in with_ledger:
+                why = with_ledger[row.event_id].removeprefix("event_id ")
+            elif seen is not row and seen != row:
+                why = IN_BATCH_CONFLICT.removeprefix("event_id ")
+            else:
+                continue
+            report.rejected.append(Rejected(number, f"event_id: {row.event_id!r} {why}", raw))
+    report.rejected.sort(key=lambda r: r.line)
+
+
+def _refusal(path: Path, report: IngestReport) -> str:
+    listed = "; ".join(f"line {r.line}: {r.reason}" for r in report.rejected[:MAX_LISTED])
+    more = " (and maybe more; listing stopped)" if len(report.rejected) >= MAX_LISTED else ""
+    return (
+        f"{path}: refused, nothing written: {listed}{more}. Fix the file, or pass --rejects "
+        "FILE to credit the good rows and set the bad ones aside"
+    )
+
+
+def _write_rejects(path: Path, rejected: list[Rejected]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["line", "reason", "raw"])
+        for r in rejected:
+            writer.writerow([r.line, r.reason, r.raw])
+
+
+def _position(raw: Any) -> int | None:
+    """Bytes of the file read so far (the compressed file's position for .gz)."""
+    source = getattr(raw, "fileobj", raw)
+    try:
+        return int(source.tell()) if source is not None else None
+    except (OSError, ValueError):
+        return None

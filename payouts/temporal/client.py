@@ -1,0 +1,443 @@
+"""`PayoutsClient`: the platform's and reviewers' API over the Temporal client.
+
+The platform quotes and requests cash-outs; reviewers list held ones and decide; the payee
+(through the platform) cancels and reads the status. Temporal connection settings come from
+Temporal's standard environment configuration (`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`,
+`TEMPORAL_API_KEY`, TLS options, `TEMPORAL_PROFILE` and the config file), defaulting to the
+embedded server at localhost:7233.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.converter import DataConverter
+from temporalio.envconfig import ClientConfig
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from payouts.domain import validation
+from payouts.domain.fees import Quote, quote_with_rules
+from payouts.domain.models import (
+    TERMINAL,
+    Answer,
+    CancelRequest,
+    CashoutInput,
+    CashoutResult,
+    CashoutStatus,
+    ReviewDecision,
+)
+from payouts.domain.money import format_money, get_currency
+from payouts.domain.policy import Method, Policy
+from payouts.domain.requests import build_input, method_of
+from payouts.errors import (
+    CancelRefused,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    PayoutError,
+    RequestConflict,
+    ReviewRefused,
+)
+from payouts.temporal import search
+
+DEFAULT_ADDRESS = "localhost:7233"
+WORKFLOW = "CashoutWorkflow"
+ANSWER_TIMEOUT = 60.0  # seconds to wait for a signalled decision or cancel to be taken
+
+
+def workflow_id(request_id: str) -> str:
+    return f"cashout-{request_id}"
+
+
+def connect_config(**overrides: Any) -> dict[str, Any]:
+    """Temporal's standard env/profile configuration, defaulting to the embedded server."""
+    config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
+    config.setdefault("target_host", DEFAULT_ADDRESS)
+    config.update(overrides)
+    return config
+
+
+async def connect(converter: DataConverter, **overrides: Any) -> Client:
+    """A client with our data converter (pydantic models, encrypted payloads)."""
+    config = connect_config(**overrides)
+    return await Client.connect(**config, data_converter=converter)
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """What `request_cashout` answers: which workflow runs it, and the quote it honours."""
+
+    request_id: str
+    workflow_id: str
+    run_id: str | None
+    quote: Quote
+    existing: bool
+
+
+@dataclass(frozen=True)
+class PendingReview:
+    request_id: str
+    user_id: str
+    method: str
+    currency: str
+    amount: int
+    risk_score: int | None
+    started: datetime | None
+    summary: str
+
+
+def request_fingerprint(inp: CashoutInput) -> str:
+    """What makes two requests with one id the same request (content, not timing)."""
+    body = inp.request.model_dump_json(exclude={"quote"})
+    return hashlib.sha256(body.encode()).hexdigest()[:32]
+
+
+class PayoutsClient:
+    def __init__(self, client: Client, *, policy: Policy, task_queue: str = "payouts") -> None:
+        self.client = client
+        self.policy = policy
+        self.task_queue = task_queue
+
+    @classmethod
+    async def connect(
+        cls,
+        *,
+        policy: Policy,
+        converter: DataConverter,
+        task_queue: str = "payouts",
+        **overrides: Any,
+    ) -> PayoutsClient:
+        return cls(await connect(converter, **overrides), policy=policy, task_queue=task_queue)
+
+    # ------------------------------------------------------------------ platform
+
+    def quote(self, amount: int, method: Method | str, currency: str) -> Quote:
+        """The quote to show the payee; pass it to `request_cashout` to have it honoured."""
+        rules = self.policy.rules_for(method_of(method), get_currency(currency).code)
+        return quote_with_rules(rules, amount).model_copy(update={"quoted_at": datetime.now(UTC)})
+
+    async def request_cashout(
+        self,
+        *,
+        request_id: str,
+        user_id: str,
+        amount: int,
+        currency: str,
+        method: Method | str,
+        destination: object,
+        holder: str | None = None,
+        bic: str | None = None,
+        quote: Quote | None = None,
+    ) -> Ticket:
+        """Start a cash-out. A repeated request id returns the existing run (same content)
+        or raises `RequestConflict` (different content); it never starts a second one."""
+        inp = build_input(
+            self.policy,
+            request_id=request_id,
+            user_id=user_id,
+            amount=amount,
+            currency=currency,
+            method=method,
+            destination=destination,
+            holder=holder,
+            bic=bic,
+            quote=quote,
+            now=datetime.now(UTC),
+        )
+        q = inp.quote
+        wid = workflow_id(inp.request.request_id)
+        fingerprint = request_fingerprint(inp)
+        summary = (
+            f"Cash-out {format_money(q.gross, q.currency)} by {q.method.value} for user "
+            f"{inp.request.user_id}"
+        )
+        details = "\n".join(
+            [
+                f"**Cash-out {inp.request.request_id}** for user `{inp.request.user_id}`",
+                "",
+                "| requested | gross | fee | net | stays in balance |",
+                "|---|---|---|---|---|",
+                "| "
+                + " | ".join(
+                    format_money(v, q.currency) for v in (q.requested, q.gross, q.fee, q.net)
+                )
+                + f" | {format_money(q.remainder, q.currency)} |",
+                "",
+                f"Method `{q.method.value}`, policy version `{q.policy_version}`.",
+            ]
+        )
+        try:
+            handle: WorkflowHandle[Any, Any] = await self.client.start_workflow(
+                WORKFLOW,
+                inp,
+                id=wid,
+                task_queue=self.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                memo={"request": fingerprint},
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(search.STAGE, "REQUESTED"),
+                        SearchAttributePair(search.USER, inp.request.user_id),
+                        SearchAttributePair(search.METHOD, q.method.value),
+                        SearchAttributePair(search.CURRENCY, q.currency),
+                        SearchAttributePair(search.AMOUNT, q.gross),
+                    ]
+                ),
+                static_summary=summary,
+                static_details=details,
+            )
+            return Ticket(
+                inp.request.request_id,
+                wid,
+                handle.first_execution_run_id or handle.result_run_id,
+                q,
+                existing=False,
+            )
+        except WorkflowAlreadyStartedError:
+            existing = self.client.get_workflow_handle(wid)
+            desc = await existing.describe()
+            memo = await desc.memo()
+            if memo.get("request") != fingerprint:
+                raise RequestConflict(
+                    f"request_id: {inp.request.request_id!r} was already used for a different "
+                    "cash-out"
+                ) from None
+            return Ticket(inp.request.request_id, wid, desc.run_id, q, existing=True)
+
+    async def status(self, request_id: str) -> CashoutStatus:
+        handle = self._handle(request_id)
+        try:
+            result: CashoutStatus = await handle.query(
+                "status", result_type=CashoutStatus, rpc_timeout=timedelta(seconds=15)
+            )
+            return result
+        except RPCError as exc:
+            raise _translate(exc, request_id) from None
+
+    async def wait(
+        self,
+        request_id: str,
+        *,
+        poll: float = 0.5,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> CashoutStatus:
+        """Wait until the cash-out reaches a terminal stage (PAID counts, although a bank
+        transfer's workflow stays open for its return window) and return its status."""
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        while True:
+            status = await self.status(request_id)
+            if status.stage in TERMINAL:
+                return status
+            if deadline is not None and asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"cash-out {request_id!r} is still {status.stage.value}")
+            await asyncio.sleep(poll)
+
+    async def result(self, request_id: str) -> CashoutResult:
+        handle = self.client.get_workflow_handle(
+            workflow_id(validation.request_id(request_id)), result_type=CashoutResult
+        )
+        result: CashoutResult = await handle.result()
+        return result
+
+    async def cancel(
+        self, request_id: str, *, requested_by: str, reason: str = "", client: str = "sdk"
+    ) -> CashoutStatus:
+        """Cancel before disbursement; waits until the cash-out has ended (hold released).
+        A refused cancel raises `CancelRefused` with the reason."""
+        ref = _new_ref()
+        req = CancelRequest(requested_by=requested_by, reason=reason, client=client, ref=ref)
+        await self._signal(request_id, "cancel", req, CancelRefused, "too late to cancel")
+        answer = await self._answer(request_id, ref)
+        if not answer.accepted:
+            raise CancelRefused(answer.refusal)
+        return await self.wait(request_id, poll=0.1, timeout=ANSWER_TIMEOUT)
+
+    # ------------------------------------------------------------------ reviewers
+
+    async def review(
+        self,
+        request_id: str,
+        *,
+        reviewer: str,
+        decision: str,
+        reason: str = "",
+        client: str = "sdk",
+    ) -> CashoutStatus:
+        """Approve or reject and wait for the workflow's answer (milliseconds): a refused
+        decision raises `ReviewRefused` with the rule it broke.
+
+        Sent as the `approve`/`reject` signal with a fresh `ref`, then read back with the
+        `answer` query, rather than as the `review` update: an update that reaches a worker
+        in the same workflow task as an activity result can replay in a different order
+        (a non-determinism error the chaos run found; see docs/design.md)."""
+        if decision not in ("approve", "reject"):
+            raise InvalidInput("decision: must be approve or reject", field="decision")
+        ref = _new_ref()
+        req = ReviewDecision(reviewer=reviewer, reason=reason, client=client, ref=ref)
+        await self._signal(request_id, decision, req, ReviewRefused, "no longer reviewable")
+        answer = await self._answer(request_id, ref)
+        if not answer.accepted:
+            raise ReviewRefused(answer.refusal)
+        return await self.status(request_id)
+
+    async def approve(
+        self, request_id: str, *, reviewer: str, reason: str = "", client: str = "sdk"
+    ) -> None:
+        """Send the `approve` signal (fire and forget; refusals show in the status)."""
+        await self._signal(
+            request_id, "approve", ReviewDecision(reviewer=reviewer, reason=reason, client=client)
+        )
+
+    async def reject(
+        self, request_id: str, *, reviewer: str, reason: str = "", client: str = "sdk"
+    ) -> None:
+        await self._signal(
+            request_id, "reject", ReviewDecision(reviewer=reviewer, reason=reason, client=client)
+        )
+
+    async def pending_reviews(self, limit: int = 100) -> list[PendingReview]:
+        """Cash-outs awaiting review, oldest first (Temporal visibility: eventually consistent)."""
+        found: list[PendingReview] = []
+        query = (
+            f'WorkflowType = "{WORKFLOW}" AND PayoutStage = "AWAITING_REVIEW" AND '
+            'ExecutionStatus = "Running"'
+        )
+        async for wf in self.client.list_workflows(query, limit=limit):
+            attrs = wf.typed_search_attributes
+            found.append(
+                PendingReview(
+                    request_id=wf.id.removeprefix("cashout-"),
+                    user_id=attrs.get(search.USER) or "",
+                    method=attrs.get(search.METHOD) or "",
+                    currency=attrs.get(search.CURRENCY) or "",
+                    amount=attrs.get(search.AMOUNT) or 0,
+                    risk_score=attrs.get(search.RISK),
+                    started=wf.start_time,
+                    summary="",
+                )
+            )
+        found.sort(key=lambda p: p.started or datetime.min.replace(tzinfo=UTC))
+        return found
+
+    # ------------------------------------------------------------------ internals
+
+    def _handle(self, request_id: str) -> WorkflowHandle[Any, Any]:
+        return self.client.get_workflow_handle(workflow_id(validation.request_id(request_id)))
+
+    async def _signal(
+        self,
+        request_id: str,
+        name: str,
+        payload: object,
+        error: type[PayoutError] = InvalidState,
+        what: str = "signal not delivered",
+    ) -> None:
+        try:
+            await self._handle(request_id).signal(name, payload)
+        except RPCError as exc:
+            raise await self._explain(exc, request_id, error, what) from None
+
+    async def _answer(self, request_id: str, ref: str) -> Answer:
+        """Poll the `answer` query until the workflow has taken the signal `ref` (it is in
+        the history already, so it will be taken even if a worker is restarting)."""
+        handle = self._handle(request_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ANSWER_TIMEOUT
+        pause = 0.02
+        while True:
+            try:
+                answer: Answer | None = await handle.query("answer", ref, result_type=Answer)
+                if answer is not None:
+                    return answer
+            except (RPCError, WorkflowQueryFailedError):
+                pass  # no worker at this moment, or the server is restarting: ask again
+            if loop.time() > deadline:
+                raise InvalidState(
+                    f"cash-out {request_id!r} has not taken the decision within "
+                    f"{ANSWER_TIMEOUT:.0f} s; it will when a worker is back (payouts status)"
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    async def _explain(
+        self, exc: RPCError, request_id: str, error: type[PayoutError], what: str
+    ) -> PayoutError:
+        """Tell "no such cash-out" from "it has already ended" (Temporal says NOT_FOUND to both)."""
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            return _translate(exc, request_id)
+        try:
+            desc = await self._handle(request_id).describe()
+        except RPCError:
+            return NotFound(f"no cash-out with request id {request_id!r}")
+        stage = desc.typed_search_attributes.get(search.STAGE) or str(desc.status)
+        return error(f"{what}: the cash-out is {stage}")
+
+
+def _new_ref() -> str:
+    return uuid.uuid4().hex
+
+
+def _translate(exc: RPCError, request_id: str) -> PayoutError:
+    if exc.status == RPCStatusCode.NOT_FOUND:
+        return NotFound(f"no cash-out with request id {request_id!r}")
+    if exc.status == RPCStatusCode.FAILED_PRECONDITION:
+        return InvalidState(f"cash-out {request_id!r}: {exc.message}")
+    return PayoutError(f"cash-out {request_id!r}: {exc.message}")
+
+
+async def wait_until_ready(
+    converter: DataConverter, within: float = 60.0, **overrides: Any
+) -> Client:
+    """Connect, retrying until the server answers (a dev server takes a moment to start)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            client = await connect(converter, **overrides)
+            await client.workflow_service.get_system_info(GetSystemInfoRequest())
+            return client
+        except (RuntimeError, RPCError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.25)
+
+
+async def ensure_search_attributes(client: Client) -> list[str]:
+    """Register our search attributes on a server that lacks them; returns those added."""
+    ops = client.operator_service
+    try:
+        listed = await ops.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace)
+        )
+        known = set(listed.custom_attributes)
+    except RPCError as exc:  # the time-skipping test server can add but not list
+        if exc.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        known = set()
+    missing = {
+        key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
+        for key in search.ALL
+        if key.name not in known
+    }
+    if missing:
+        await ops.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )
+    return sorted(missing)

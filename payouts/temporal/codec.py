@@ -1,0 +1,92 @@
+"""Encryption of every Temporal payload (names, bank accounts, wallet ids ride in them).
+
+`EncryptionCodec` is a Temporal `PayloadCodec`: each payload is serialised and sealed with
+AES-256-GCM under the newest key, and tagged with that key's id; decoding picks the key by
+id, so older keys keep reading what they wrote (rotation: put a new key first). Payloads
+that are not encrypted (a signal typed into the Temporal UI or CLI) pass through.
+
+Keys come from settings (`PAYOUTS_PAYLOAD_KEYS="id:base64key,..."`); without any, one is
+derived from the deployment secret. The codec server (`payouts.temporal.codec_server`) lets the
+Temporal UI decode payloads for an operator who runs it with the keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import os
+from collections.abc import Sequence
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from temporalio.api.common.v1 import Payload
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, PayloadCodec
+
+from payouts.errors import CodecError
+
+ENCODING = b"binary/encrypted"
+KEY_ID = "encryption-key-id"
+
+
+def parse_keys(spec: str, *, secret: str) -> list[tuple[str, bytes]]:
+    """`id:base64key,...` (32-byte keys); default: one key derived from the secret."""
+    keys: list[tuple[str, bytes]] = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        key_id, sep, encoded = part.partition(":")
+        if not sep or not key_id:
+            raise CodecError("PAYOUTS_PAYLOAD_KEYS: each key is written id:base64key")
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except ValueError:
+            raise CodecError(f"PAYOUTS_PAYLOAD_KEYS: key {key_id!r} is not base64") from None
+        if len(key) != 32:
+            raise CodecError(f"PAYOUTS_PAYLOAD_KEYS: key {key_id!r} must be 32 bytes")
+        keys.append((key_id, key))
+    if not keys:
+        keys.append(("derived-1", hashlib.sha256(f"payloads:{secret}".encode()).digest()))
+    return keys
+
+
+def new_key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+class EncryptionCodec(PayloadCodec):
+    def __init__(self, keys: Sequence[tuple[str, bytes]]) -> None:
+        if not keys:
+            raise CodecError("the payload codec needs at least one key")
+        self._write_id, write_key = keys[0]
+        self._write = AESGCM(write_key)
+        self._read = {key_id: AESGCM(key) for key_id, key in keys}
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self.encrypt(p) for p in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self.decrypt(p) for p in payloads]
+
+    def encrypt(self, payload: Payload) -> Payload:
+        nonce = os.urandom(12)
+        sealed = self._write.encrypt(nonce, payload.SerializeToString(), None)
+        return Payload(
+            metadata={"encoding": ENCODING, KEY_ID: self._write_id.encode()},
+            data=nonce + sealed,
+        )
+
+    def decrypt(self, payload: Payload) -> Payload:
+        if payload.metadata.get("encoding") != ENCODING:
+            return payload
+        key_id = payload.metadata.get(KEY_ID, b"").decode()
+        aead = self._read.get(key_id)
+        if aead is None:
+            raise CodecError(f"payload encrypted with unknown key {key_id!r}")
+        plain = aead.decrypt(payload.data[:12], payload.data[12:], None)
+        return Payload.FromString(plain)
+
+
+def data_converter(codec: PayloadCodec | None) -> DataConverter:
+    """The pydantic converter, with the encryption codec when there is one."""
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
