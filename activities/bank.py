@@ -12,7 +12,7 @@ from typing import Any
 from temporalio import activity
 
 from activities.cashout import domain_errors
-from payouts.domain.models import BankCycle, BankEvent, BankSignal, BatchSummary
+from payouts.domain.messages import BankCycle, BankEvent, BankSignal, BatchSummary
 from payouts.domain.policy import Method, Policy
 from payouts.ledger.ledger import Ledger
 from payouts.rails.bank import book
@@ -26,6 +26,10 @@ from payouts.rails.bank.iso20022 import (
 )
 from payouts.rails.bank.sandbox import SandboxBank
 from payouts.store import outbox
+from payouts.temporal import contract
+from payouts.temporal.contract import Activity as A
+from payouts.temporal.contract import Step
+from payouts.temporal.interfaces import BankSteps
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -35,7 +39,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-class BankActivities:
+class BankActivities(BankSteps):
     def __init__(
         self, *, ledger: Ledger, policy: Policy, bank: SandboxBank, files_dir: Path, debtor: Party
     ) -> None:
@@ -46,7 +50,7 @@ class BankActivities:
         self.inbound = files_dir / "inbound"
         self.debtor = debtor
 
-    @activity.defn(name="cut_bank_batches")
+    @activity.defn(name=A.CUT_BANK_BATCHES)
     @domain_errors
     def cut_bank_batches(self, as_of: datetime) -> BankCycle:
         """Batch everything queued up to the cutoff; write, validate and send each file.
@@ -96,7 +100,7 @@ class BankActivities:
             )
         return BankCycle(batches=tuple(sent))
 
-    @activity.defn(name="process_bank_reports")
+    @activity.defn(name=A.PROCESS_BANK_REPORTS)
     @domain_errors
     def process_bank_reports(self, as_of: datetime) -> BankCycle:
         """Fetch the bank's reports, keep each file, apply it to the batch book (once per
@@ -115,7 +119,7 @@ class BankActivities:
         self.bank.acknowledge([name for name, _ in fetched])
         return BankCycle(report_files=files, items_moved=moved)
 
-    @activity.defn(name="bank_signals")
+    @activity.defn(name=A.BANK_SIGNALS)
     def bank_signals(self, limit: int) -> list[BankSignal]:
         return [
             BankSignal(
@@ -131,13 +135,13 @@ class BankActivities:
             for i in book.unsignalled(self.ledger.db, limit)
         ]
 
-    @activity.defn(name="mark_bank_signalled")
+    @activity.defn(name=A.MARK_BANK_SIGNALLED)
     def mark_bank_signalled(self, told: list[BankSignal]) -> int:
         return book.mark_signalled(
             self.ledger.db, [(s.event.end_to_end_id, s.event.kind) for s in told]
         )
 
-    @activity.defn(name="apply_late_bank_event")
+    @activity.defn(name=A.APPLY_LATE_BANK_EVENT)
     @domain_errors
     def apply_late_bank_event(self, signal: BankSignal) -> str:
         """The cash-out workflow has ended (its return window closed): a late return is
@@ -149,12 +153,14 @@ class BankActivities:
             return "nothing to reverse"
         reason = f"returned by the bank: {signal.event.code} {signal.event.reason}".strip()
         self.ledger.reverse(
-            key=f"{signal.workflow_id}:reverse", hold_id=signal.workflow_id, reason=reason
+            key=contract.step_key(signal.workflow_id, Step.REVERSE),
+            hold_id=contract.hold_id(signal.workflow_id),
+            reason=reason,
         )
         outbox.record(
             self.ledger.db,
-            event_id=f"{signal.workflow_id}:notify:RETURNED",
-            request_id=signal.workflow_id.removeprefix("cashout-"),
+            event_id=contract.notification_id(signal.workflow_id, "RETURNED"),
+            request_id=contract.request_id_of(signal.workflow_id),
             user_id=hold.user_id,
             stage="RETURNED",
             payload={

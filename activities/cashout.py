@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
@@ -19,8 +19,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from payouts.domain import risk
-from payouts.domain.models import (
-    AuditEntry,
+from payouts.domain.cashout import AuditEntry
+from payouts.domain.messages import (
     BankEnqueue,
     BookPayout,
     GiftCardsInput,
@@ -48,6 +48,9 @@ from payouts.rails.wallet.client import WalletClient, WalletPayoutRecord
 from payouts.security.vault import Vault
 from payouts.store import audit, outbox
 from payouts.store import risk_facts as facts
+from payouts.temporal import contract
+from payouts.temporal.contract import Activity as A
+from payouts.temporal.interfaces import CashoutSteps
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -75,7 +78,9 @@ def domain_errors(fn: Callable[P, T]) -> Callable[P, T]:
     return wrapper
 
 
-def async_domain_errors(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+def async_domain_errors(
+    fn: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
@@ -109,7 +114,7 @@ def _payout(record: WalletPayoutRecord, *, looked_up: bool = False) -> WalletPay
     )
 
 
-class CashoutActivities:
+class CashoutActivities(CashoutSteps):
     def __init__(
         self,
         *,
@@ -132,7 +137,7 @@ class CashoutActivities:
     # registry and the batch book are upserts, the outbox is keyed by event id, so a local
     # activity that runs again after a crash changes nothing twice.
 
-    @activity.defn(name="reserve_and_assess")
+    @activity.defn(name=A.RESERVE_AND_ASSESS)
     @domain_errors
     def reserve_and_assess(self, inp: ReserveAndAssess) -> Reserved:
         """Mature what is due for this user, hold the gross (balance and limits), then
@@ -169,7 +174,7 @@ class CashoutActivities:
         score, reasons = risk.assess(found)
         return RiskResult(score=score, reasons=reasons)
 
-    @activity.defn(name="book_payout")
+    @activity.defn(name=A.BOOK_PAYOUT)
     @domain_errors
     def book_payout(self, inp: BookPayout) -> int:
         """The rail paid: held -> clearing and fees; then tell the platform."""
@@ -178,7 +183,7 @@ class CashoutActivities:
         self._record(inp.notify)
         return tx.transaction_id
 
-    @activity.defn(name="release_hold")
+    @activity.defn(name=A.RELEASE_HOLD)
     @domain_errors
     def release_hold(self, inp: ReleaseHold) -> int:
         """No payout: held -> available; then tell the platform."""
@@ -187,7 +192,7 @@ class CashoutActivities:
         self._record(inp.notify)
         return tx.transaction_id
 
-    @activity.defn(name="reverse_payout")
+    @activity.defn(name=A.REVERSE_PAYOUT)
     @domain_errors
     def reverse_payout(self, inp: ReversePayout) -> int:
         """The rail returned a paid payout: the money goes back to available."""
@@ -196,7 +201,7 @@ class CashoutActivities:
         self._record(inp.notify)
         return tx.transaction_id
 
-    @activity.defn(name="notify")
+    @activity.defn(name=A.NOTIFY)
     @domain_errors
     def notify(self, inp: NotifyInput) -> bool:
         return self._record(inp)
@@ -212,12 +217,12 @@ class CashoutActivities:
             at=n.at,
         )
 
-    @activity.defn(name="record_review_audit")
+    @activity.defn(name=A.RECORD_REVIEW_AUDIT)
     @domain_errors
     def record_review_audit(self, entries: list[AuditEntry]) -> int:
         return audit.record(self.ledger.db, entries)
 
-    @activity.defn(name="enqueue_bank_transfer")
+    @activity.defn(name=A.ENQUEUE_BANK_TRANSFER)
     @domain_errors
     def enqueue_bank_transfer(self, inp: BankEnqueue) -> str:
         """Put the transfer in the batch book; the next cutoff sends it."""
@@ -237,12 +242,12 @@ class CashoutActivities:
 
     # ------------------------------------------------------------------ the outside world
 
-    @activity.defn(name="verify_identity")
+    @activity.defn(name=A.VERIFY_IDENTITY)
     @async_domain_errors
     async def verify_identity(self, inp: IdentityInput) -> IdentityResult:
         return await _in_thread(self.identity.check, inp.user_id, inp.checked_at)
 
-    @activity.defn(name="send_wallet_payout")
+    @activity.defn(name=A.SEND_WALLET_PAYOUT)
     @async_domain_errors
     async def send_wallet_payout(self, inp: WalletPayoutInput) -> WalletPayout:
         """Pay once in effect: a retry, or an answer lost in a timeout, is resolved by asking
@@ -271,12 +276,12 @@ class CashoutActivities:
             ) from exc
         return _payout(record)
 
-    @activity.defn(name="wallet_payout_status")
+    @activity.defn(name=A.WALLET_PAYOUT_STATUS)
     @async_domain_errors
     async def wallet_payout_status(self, payout_id: str) -> WalletPayout:
         return _payout(await heartbeating(self.wallet.get(payout_id)))
 
-    @activity.defn(name="issue_gift_cards")
+    @activity.defn(name=A.ISSUE_GIFT_CARDS)
     @async_domain_errors
     async def issue_gift_cards(self, inp: GiftCardsInput) -> GiftCardsIssued:
         """Issue the cards and keep their codes encrypted; only their last 4 digits leave
@@ -284,7 +289,7 @@ class CashoutActivities:
         cards = await _in_thread(
             lambda: self.gift_cards.issue(
                 key=inp.key,
-                reference=f"cashout-{inp.request_id}",
+                reference=contract.gift_card_reference(inp.request_id),
                 currency=inp.currency,
                 faces=inp.cards,
                 at=inp.at,

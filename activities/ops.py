@@ -12,7 +12,7 @@ from temporalio import activity
 from activities.bank import write_atomically
 from activities.cashout import async_domain_errors, heartbeating
 from payouts.config.settings import Settings
-from payouts.domain.models import DeliveryResult, ReconcileInput, ReconcileResult
+from payouts.domain.messages import DeliveryResult, ReconcileInput, ReconcileResult
 from payouts.ops import reconcile
 from payouts.rails.bank import book
 from payouts.rails.bank.sandbox import SandboxBank
@@ -20,9 +20,11 @@ from payouts.rails.giftcards.sandbox import SandboxGiftCards
 from payouts.rails.platform import notify
 from payouts.rails.wallet.client import WalletClient
 from payouts.store.database import Database
+from payouts.temporal.contract import Activity as A
+from payouts.temporal.interfaces import OpsSteps
 
 
-class OpsActivities:
+class OpsActivities(OpsSteps):
     def __init__(
         self,
         *,
@@ -38,7 +40,7 @@ class OpsActivities:
         self.gift_cards = gift_cards
         self.bank = bank
 
-    @activity.defn(name="deliver_notifications")
+    @activity.defn(name=A.DELIVER_NOTIFICATIONS)
     @async_domain_errors
     async def deliver_notifications(self, as_of: datetime) -> DeliveryResult:
         url = self.settings.platform_webhook_url
@@ -51,7 +53,7 @@ class OpsActivities:
         )
         return DeliveryResult(delivered=done.delivered, failed=done.failed)
 
-    @activity.defn(name="reconcile_day")
+    @activity.defn(name=A.RECONCILE_DAY)
     @async_domain_errors
     async def reconcile_day(self, inp: ReconcileInput) -> ReconcileResult:
         report = await heartbeating(self.run(inp.day, inp.as_of))

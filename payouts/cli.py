@@ -32,14 +32,15 @@ from rich.table import Table
 
 from payouts.config.settings import Settings
 from payouts.domain import validation
+from payouts.domain.cashout import CashoutStatus
 from payouts.domain.fees import quote as make_quote
-from payouts.domain.models import CashoutStatus
 from payouts.domain.money import format_micros, format_money, get_currency, parse_micros
 from payouts.domain.policy import Policy
 from payouts.errors import InvalidInput, PayoutError
 from payouts.ledger.ingest import ingest_file
 from payouts.ledger.ledger import Ledger
 from payouts.store.database import Database
+from payouts.temporal import contract
 from payouts.temporal.client import PayoutsClient, PendingReview, Ticket
 
 T = TypeVar("T")
@@ -610,7 +611,7 @@ def review_audit(
 
     from payouts.store import audit as trail
 
-    rows = trail.entries(env.db, None if request_id is None else f"cashout-{request_id}")
+    rows = trail.entries(env.db, None if request_id is None else contract.cashout_id(request_id))
     if json_out:
         emit_json([r.model_dump(mode="json", exclude={"id"}) for r in rows])
         return

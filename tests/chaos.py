@@ -37,12 +37,13 @@ from payouts.config.settings import Settings
 from payouts.devstack.demo import sandbox_iban
 from payouts.devstack.devserver import DevServer, free_port
 from payouts.devstack.stack import Sidecars, resolve_ports, sidecars
-from payouts.domain.models import TERMINAL, CashoutStatus, Stage
+from payouts.domain.cashout import TERMINAL, CashoutStatus, Stage
 from payouts.errors import PayoutError
 from payouts.ledger.ledger import EarningRow
 from payouts.store.tables import to_epoch_us
-from payouts.temporal import search
-from payouts.temporal.client import PayoutsClient, connect
+from payouts.temporal import contract, search
+from payouts.temporal.client import PayoutsClient
+from payouts.temporal.connection import connect
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[1]
@@ -373,7 +374,9 @@ class Chaos:
         async def look(rid: str) -> None:
             async with gate:
                 with contextlib.suppress(Exception):
-                    described = await client.get_workflow_handle(f"cashout-{rid}").describe()
+                    described = await client.get_workflow_handle(
+                        contract.cashout_id(rid)
+                    ).describe()
                     stage = described.typed_search_attributes.get(search.STAGE)
                     if stage is not None and Stage(stage) in TERMINAL:
                         pending.discard(rid)
@@ -436,7 +439,7 @@ class Chaos:
         """Which worker process completed each cash-out's last workflow task."""
         for rid, _ in self.started:
             with contextlib.suppress(Exception):
-                history = await client.get_workflow_handle(f"cashout-{rid}").fetch_history()
+                history = await client.get_workflow_handle(contract.cashout_id(rid)).fetch_history()
                 done = [
                     e.workflow_task_completed_event_attributes.identity
                     for e in history.events

@@ -26,7 +26,7 @@ from payouts.domain.policy import Policy
 from payouts.ledger.ledger import Ledger
 from payouts.store.database import Database
 from payouts.temporal import search
-from payouts.temporal.client import ensure_search_attributes
+from payouts.temporal.connection import ensure_search_attributes
 from tests.harness import Harness
 
 PG_URL = os.environ.get(

@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from payouts.app.worker import Stack
 from payouts.config.settings import Settings
 from payouts.devstack.stack import Sidecars, resolve_ports, sidecars
-from payouts.domain.models import CashoutResult, CashoutStatus, Stage
+from payouts.domain.cashout import CashoutResult, CashoutStatus, Stage
 from payouts.domain.money import parse_micros
 from payouts.ledger.ledger import EarningRow
 from payouts.rails.platform.sandbox import PlatformSandbox

@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from payouts.config.settings import Settings
 from payouts.devstack import devserver
 from payouts.devstack.demo import sandbox_iban
-from payouts.domain.models import Stage
+from payouts.domain.cashout import Stage
 from payouts.temporal import search
 from tests.harness import Harness
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from payouts.devstack.demo import sandbox_iban
-from payouts.domain.models import Answer, CashoutStatus, ReviewDecision, ReviewRequest, Stage
+from payouts.domain.cashout import Answer, CashoutStatus, ReviewDecision, ReviewRequest, Stage
 from payouts.domain.money import parse_micros
 from payouts.errors import CancelRefused, InvalidInput, RequestConflict, ReviewRefused
 from payouts.temporal import search

@@ -11,7 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from payouts.config.policy_file import default_policy_text, load_policy
 from payouts.config.settings import Settings
-from payouts.domain.models import Stage
+from payouts.domain.cashout import Stage
 from tests.harness import Harness
 
 

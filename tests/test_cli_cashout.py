@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from payouts.devstack import devserver
-from payouts.domain.models import Stage
+from payouts.domain.cashout import Stage
 from payouts.temporal.codec_server import CodecServer
 from tests.harness import Harness
 

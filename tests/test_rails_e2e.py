@@ -18,7 +18,7 @@ import tomli_w
 
 from payouts.config.policy_file import default_policy_text
 from payouts.devstack.demo import sandbox_iban
-from payouts.domain.models import Stage
+from payouts.domain.cashout import Stage
 from payouts.domain.money import parse_micros
 from payouts.errors import InvalidState, NotFound
 from payouts.rails.bank import book

@@ -9,7 +9,7 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from payouts.devstack.demo import sandbox_iban
-from payouts.domain.models import Stage
+from payouts.domain.cashout import Stage
 from payouts.domain.money import parse_micros
 from payouts.rails.bank import book
 from payouts.rails.platform import notify

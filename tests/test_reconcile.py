@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from payouts.devstack.demo import sandbox_iban
-from payouts.domain.models import Stage
+from payouts.domain.cashout import Stage
 from payouts.ops.reconcile import Report
 from tests.harness import Harness
 

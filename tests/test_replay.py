@@ -17,7 +17,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from payouts.app.worker import PASSTHROUGH, WORKFLOWS
 from payouts.config.settings import Settings
-from payouts.domain.models import Stage
+from payouts.domain.cashout import Stage
 from tests.harness import Harness
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))

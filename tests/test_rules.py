@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from payouts.domain.cashout import BankAccount, GiftCardDelivery, WalletAccount, mask
 from payouts.domain.fees import quote
-from payouts.domain.models import BankAccount, GiftCardDelivery, WalletAccount, mask
 from payouts.domain.policy import Method, Policy
 from payouts.domain.requests import build_input, destination_for, holder_name
 from payouts.domain.review import Verdict, decide, needs_identity, refusal

@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from payouts.config.settings import Settings
 from payouts.devstack.demo import sandbox_iban
 from payouts.devstack.devserver import free_port
-from payouts.domain.models import Stage
+from payouts.domain.cashout import Stage
 from payouts.errors import CodecError
 from payouts.rails.giftcards import codes as giftcards
 from payouts.store import audit

@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from payouts.app.worker import Stack
 from payouts.config.settings import Settings
 from payouts.devstack.stack import resolve_ports, sidecars
-from payouts.domain.models import Stage
+from payouts.domain.cashout import Stage
 from payouts.domain.money import parse_micros
 from payouts.temporal import search
 from payouts.temporal.client import PayoutsClient

@@ -6,14 +6,17 @@ handled here instead: the return is still reversed in the ledger and reported.
 """
 
 import asyncio
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from payouts.domain.models import BankCycle, BankSignal
+    from payouts.domain.messages import BankCycle, BankSignal
+    from payouts.temporal.contract import Signal, Workflow
+    from payouts.temporal.interfaces import BankSteps
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 ROUND = 500
@@ -26,8 +29,8 @@ async def _tell_cashouts() -> tuple[int, int]:
     """Signal every pending bank event to its cash-out; (signalled, handled late)."""
     told = late = 0
     while True:
-        signals = await workflow.execute_activity(
-            "bank_signals", ROUND, result_type=list[BankSignal],
+        signals = await workflow.execute_activity_method(
+            BankSteps.bank_signals, ROUND,
             start_to_close_timeout=timedelta(minutes=1), retry_policy=RETRY,
         )  # fmt: skip
         if not signals:
@@ -36,12 +39,12 @@ async def _tell_cashouts() -> tuple[int, int]:
         async def deliver(s: BankSignal) -> bool:
             try:
                 await workflow.get_external_workflow_handle(s.workflow_id).signal(
-                    "bank_event", s.event
+                    Signal.BANK_EVENT, s.event
                 )
                 return True
             except FailureError:  # the cash-out has ended
-                await workflow.execute_activity(
-                    "apply_late_bank_event", s, result_type=str,
+                await workflow.execute_activity_method(
+                    BankSteps.apply_late_bank_event, s,
                     start_to_close_timeout=timedelta(minutes=1), retry_policy=RETRY,
                 )  # fmt: skip
                 return False
@@ -49,18 +52,18 @@ async def _tell_cashouts() -> tuple[int, int]:
         results = await asyncio.gather(*(deliver(s) for s in signals))
         told += sum(results)
         late += len(results) - sum(results)
-        await workflow.execute_activity(
-            "mark_bank_signalled", signals, result_type=int,
+        await workflow.execute_activity_method(
+            BankSteps.mark_bank_signalled, signals,
             start_to_close_timeout=timedelta(minutes=1), retry_policy=RETRY,
         )  # fmt: skip
         if len(signals) < ROUND:
             return told, late
 
 
-async def _cycle(activity: str) -> BankCycle:
+async def _cycle(activity: Callable[[BankSteps, datetime], BankCycle]) -> BankCycle:
     """One bank activity (it heartbeats per file), then tell the cash-outs what changed."""
-    cycle: BankCycle = await workflow.execute_activity(
-        activity, workflow.now(), result_type=BankCycle,
+    cycle = await workflow.execute_activity_method(
+        activity, workflow.now(),
         start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=HEARTBEAT,
         retry_policy=RETRY,
     )  # fmt: skip
@@ -68,19 +71,19 @@ async def _cycle(activity: str) -> BankCycle:
     return cycle.model_copy(update={"signalled": told, "late": late})
 
 
-@workflow.defn(name="BankBatchWorkflow")
+@workflow.defn(name=Workflow.BANK_BATCH)
 class BankBatchWorkflow:
     """At each cutoff (a Temporal Schedule): batch, write, validate and send the files."""
 
     @workflow.run
     async def run(self) -> BankCycle:
-        return await _cycle("cut_bank_batches")
+        return await _cycle(BankSteps.cut_bank_batches)
 
 
-@workflow.defn(name="BankReportsWorkflow")
+@workflow.defn(name=Workflow.BANK_REPORTS)
 class BankReportsWorkflow:
     """Every poll interval (a Temporal Schedule): fetch and apply the bank's reports."""
 
     @workflow.run
     async def run(self) -> BankCycle:
-        return await _cycle("process_bank_reports")
+        return await _cycle(BankSteps.process_bank_reports)

@@ -1,49 +1,55 @@
 """The cash-out workflow: one durable run per request, id `cashout-<request_id>`.
 
     REQUESTED -> RESERVED -> VERIFYING -> [AWAITING_REVIEW] -> APPROVED -> DISBURSING
-              -> SENT -> PAID
+              -> SENT -> PAID  (-> RETURNED, bank transfers within the return window)
     any step before DISBURSING -> REJECTED | CANCELLED | FAILED  (the hold is voided)
 
-Deterministic orchestration only: every decision comes from `payouts.domain.review` and the policy
-slice in the input; every effect is an activity. Database steps run as local activities
-(idempotent by key, so a re-run after a crash is harmless); the identity check, the
-disbursement and settlement checks are regular activities that heartbeat.
+`_pipeline` is that diagram, step by step. The decisions are the domain's (`decide`, the
+`ReviewBoard`, the policy slice in the input); the effects are activities (database steps
+local, the outside world remote); paying is the rails' part (`workflows.cashout_rails`);
+what the status query and the UI show is `payouts.domain.progress`.
 
 Once the payout is handed to the rail (DISBURSING), nothing can cancel it: a payee's cancel
 is refused, and a Temporal cancellation only adds a note while the workflow sees the payout
 through to PAID or FAILED.
 
-This module deliberately does not use `from __future__ import annotations`: the sandbox
-re-imports it for every run, and string annotations would be re-evaluated (compiled) for
-every signal, query and update handler each time.
+Reviewers' decisions and cancels arrive as signals (or updates) and are decided by the
+`_decider` coroutine after everything else in their workflow task, so a replay meets the
+state the first run saw (docs/design.md).
+
+No `from __future__ import annotations` here: the sandbox re-imports this module for every
+run, and string annotations would be re-evaluated for every handler each time.
 """
 
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
-from typing import Any, NoReturn, TypeVar, cast
+from datetime import timedelta
+from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from payouts.domain.models import (
+    from payouts.domain.cashout import (
         CANCELLABLE,
         TERMINAL,
         Answer,
         AuditEntry,
         BankAccount,
-        BankEnqueue,
-        BankEvent,
-        BookPayout,
         CancelRequest,
         CashoutInput,
         CashoutResult,
         CashoutStatus,
-        GiftCardsInput,
-        GiftCardsIssued,
+        ReviewDecision,
+        ReviewRequest,
+        Stage,
+        mask,
+    )
+    from payouts.domain.messages import (
+        BankEvent,
+        BookPayout,
         IdentityInput,
         IdentityResult,
         IdentityStatus,
@@ -51,71 +57,32 @@ with workflow.unsafe.imports_passed_through():
         PostInput,
         ReleaseHold,
         ReserveAndAssess,
-        Reserved,
         ReserveInput,
-        ReverseInput,
-        ReversePayout,
-        ReviewDecision,
-        ReviewRecord,
-        ReviewRequest,
         RiskInput,
-        RiskResult,
-        Stage,
-        TimelineEntry,
         VoidInput,
-        WalletAccount,
         WalletEvent,
-        WalletPayout,
-        WalletPayoutInput,
-        mask,
     )
     from payouts.domain.money import format_money
-    from payouts.domain.policy import Method
-    from payouts.domain.review import Verdict, decide, names_match, needs_identity, refusal
-    from payouts.temporal import search
+    from payouts.domain.policy import Method, TimeoutAction
+    from payouts.domain.progress import Progress, details, requested_note, status
+    from payouts.domain.review import (
+        ReviewBoard,
+        ReviewOutcome,
+        Verdict,
+        decide,
+        names_match,
+        needs_identity,
+    )
+    from payouts.temporal import contract, search
+    from payouts.temporal.contract import Query, Signal, Step, Update
+    from payouts.temporal.interfaces import CashoutSteps
+    from workflows import metrics
+    from workflows.cashout_rails import BankRail, GiftCardRail, WalletRail
+    from workflows.steps import local, reason, remote
 
 T = TypeVar("T")
 
-LOCAL_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
-)
-REMOTE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60)
-)
-
-
-def _local(name: str, arg: object, result_type: type[T]) -> Awaitable[T]:
-    """A database step: a local activity, idempotent by its key."""
-    return cast(
-        Awaitable[T],
-        workflow.execute_local_activity(
-            name,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=LOCAL_RETRY,
-        ),
-    )
-
-
-def _remote(name: str, arg: object, result_type: type[T]) -> Awaitable[T]:
-    """A call to the outside world: a regular activity that heartbeats."""
-    return cast(
-        Awaitable[T],
-        workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=timedelta(minutes=2),
-            heartbeat_timeout=timedelta(seconds=5),
-            retry_policy=REMOTE_RETRY,
-        ),
-    )
-
-
-WALLET_PATIENCE = timedelta(minutes=2)  # wait this long for a webhook before asking
-MAX_RECORDED_REFUSALS = 50  # in the status; the audit table keeps up to MAX_AUDITED
-MAX_AUDITED = 500
+MAX_AUDITED = 500  # decisions written to the audit table per cash-out
 MAX_ANSWERS = 500  # signalled decisions and cancels the `answer` query remembers
 
 
@@ -123,53 +90,34 @@ class _Ended(Exception):
     """Control flow: raised once a terminal stage has been booked; never leaves the run."""
 
 
-@workflow.defn(name="CashoutWorkflow")
+@workflow.defn(name=contract.Workflow.CASHOUT)
 class CashoutWorkflow:
     @workflow.init
     def __init__(self, inp: CashoutInput) -> None:
-        self._in = inp
-        self._stage = Stage.REQUESTED
-        self._timeline: list[TimelineEntry] = []
-        self._reviews: list[ReviewRecord] = []
-        self._refusals = 0
-        self._approvals: list[str] = []
-        self._review_outcome: str | None = None
+        self.inp = inp
+        self.progress = Progress()
+        self.board = ReviewBoard(rules=inp.rules, payee=inp.request.user_id)
+        self.bank, self.wallet, self.gift_cards = (
+            BankRail(self),
+            WalletRail(self),
+            GiftCardRail(self),
+        )
         self._cancel: CancelRequest | None = None
         self._held = False
-        self._risk: RiskResult | None = None
-        self._identity: IdentityResult | None = None
-        self._decision: str | None = None
-        self._approvals_needed = 0
-        self._review_deadline: datetime | None = None
-        self._rail_ref: str | None = None
-        self._batch_id: str | None = None
-        self._bank_inbox: list[BankEvent] = []
-        self._bank_seen: set[str] = set()
-        self._wallet_final: WalletPayout | None = None
-        self._wallet_seen: set[str] = set()
-        self._holder_mismatch = False
+        self._identity_pending_noted = False
         self._review_started = workflow.now()
-        self._review_wait: float | None = None
-        self._audit_pending: list[AuditEntry] = []
-        self._closing = False
-        self._audit_seq = 0
-        self._answers: dict[str, Answer] = {}
-        # (approve | reject | cancel, payload), queued by the signal handlers for the decider
+        self._review_waited = False
+        # signals queued for the decider, its answers, and the audit entries it leaves
         self._signals: list[tuple[str, ReviewDecision | CancelRequest]] = []
-        self._decided = False  # the decider has applied the last of them
-        self._expected_arrival: datetime | None = None
-        self._outcome = ""
-        self._published_stage = Stage.REQUESTED  # set by the client at start
-        self._published_risk: int | None = None
-        q = inp.quote
-        cur = q.currency
-        self._note(
-            f"requested {format_money(q.requested, cur)} by {q.method.value}: pays "
-            f"{format_money(q.net, cur)} after a fee of {format_money(q.fee, cur)}"
-            + (f"; {format_money(q.remainder, cur)} stays in the balance" if q.remainder else "")
-        )
+        self._answers: dict[str, Answer] = {}
+        self._audit_pending: list[AuditEntry] = []
+        self._audit_seq = 0
+        self._closing = False  # the pipeline is done: the decider drains and stops
+        self._decided = False  # ... and has: the auditor writes the rest and stops
+        self._published: tuple[Stage, int | None] = (Stage.REQUESTED, None)  # set at start
+        self.note(requested_note(inp))
 
-    # ------------------------------------------------------------------ run
+    # ------------------------------------------------------------------ the diagram
 
     @workflow.run
     async def run(self, inp: CashoutInput) -> CashoutResult:
@@ -184,55 +132,31 @@ class CashoutWorkflow:
         self._decided = True
         await auditor
         return CashoutResult(
-            request_id=inp.request.request_id, stage=self._stage, status=self.status()
+            request_id=inp.request.request_id, stage=self.progress.stage, status=self.status()
         )
 
     async def _pipeline(self) -> None:
-        inp, q, rules = self._in, self._in.quote, self._in.rules
-        req = inp.request
+        inp, q, rules = self.inp, self.inp.quote, self.inp.rules
         cur = q.currency
 
-        # 1. reserve (balance check, limits, hold) and score the fraud risk
+        # REQUESTED -> RESERVED: hold the gross (balance, limits) and score the fraud risk
         try:
-            reserved = await self._step(
-                lambda: _local(
-                    "reserve_and_assess",
-                    ReserveAndAssess(
-                        reserve=ReserveInput(
-                            key=self._key("reserve"),
-                            hold_id=self._hold_id(),
-                            user_id=req.user_id,
-                            currency=cur,
-                            amount=q.gross,
-                            daily_amount_limit=rules.currency_rules.daily_amount_limit,
-                            daily_count_limit=rules.daily_count,
-                        ),
-                        risk=RiskInput(
-                            request_id=req.request_id,
-                            user_id=req.user_id,
-                            currency=cur,
-                            amount=q.gross,
-                            destination=req.destination,
-                            as_of=workflow.now(),
-                        ),
-                    ),
-                    Reserved,
-                ),
-                local=True,
+            reserved = await self.step(
+                lambda: local(CashoutSteps.reserve_and_assess, self._reserve()), local=True
             )
         except FailureError as err:
-            await self._end(Stage.FAILED, _reason(err))
+            await self.end(Stage.FAILED, reason(err))
         self._held = True
-        self._risk = reserved.risk
+        self.progress.risk = reserved.risk
         available = format_money(reserved.reserve.available_after, cur)
-        self._enter(
+        self.enter(
             Stage.RESERVED, f"held {format_money(q.gross, cur)}; available after: {available}"
         )
         await self._stop_if_cancelled()
 
-        # 2. verify: fraud score (done above) and identity when the amount needs it
-        risk = self._risk
-        self._enter(
+        # RESERVED -> VERIFYING: the risk score (above) and identity when the amount needs it
+        risk = reserved.risk
+        self.enter(
             Stage.VERIFYING,
             f"risk score {risk.score}: {'; '.join(risk.reasons) or 'no risk signals'}",
         )
@@ -240,331 +164,175 @@ class CashoutWorkflow:
             await self._verify_identity()
         await self._stop_if_cancelled()
 
-        # 3. decide: auto-approve, review or reject
+        # VERIFYING -> APPROVED | AWAITING_REVIEW | REJECTED: the policy's verdict
         verdict, why, approvals = decide(rules, q.gross, risk.score)
-        self._decision = f"{verdict.value}: {why}"
+        self.progress.decision = f"{verdict.value}: {why}"
         if verdict is Verdict.REJECT:
-            await self._end(Stage.REJECTED, f"rejected by policy: {why}")
+            await self.end(Stage.REJECTED, f"rejected by policy: {why}")
         if verdict is Verdict.REVIEW:
             await self._await_review(why, approvals)
 
-        # 4. approved: last moment to cancel
-        self._expected_arrival = workflow.now() + timedelta(hours=rules.expected_arrival_hours)
-        self._enter(
-            Stage.APPROVED,
-            self._decision if verdict is Verdict.AUTO_APPROVE else "approved by review",
+        # APPROVED: the last moment to cancel
+        self.progress.expected_arrival = workflow.now() + timedelta(
+            hours=rules.expected_arrival_hours
         )
+        auto = verdict is Verdict.AUTO_APPROVE
+        self.enter(Stage.APPROVED, self.progress.decision if auto else "approved by review")
         await self._stop_if_cancelled()
 
-        # 5. disburse: from here on the payout is seen through, whatever happens
-        self._enter(
-            Stage.DISBURSING, f"sending {format_money(q.net, cur)} to {mask(req.destination)}"
+        # DISBURSING -> SENT: from here on the payout is seen through, whatever happens
+        self.enter(
+            Stage.DISBURSING,
+            f"sending {format_money(q.net, cur)} to {mask(inp.request.destination)}",
         )
         if q.method is Method.BANK_TRANSFER:
-            await self._disburse_bank()
+            await self.bank.pay()
         elif q.method is Method.WALLET:
-            await self._disburse_wallet()
+            await self.wallet.pay()
         else:
-            await self._disburse_gift_cards()
+            await self.gift_cards.pay()
 
-        # 6. paid: book it and tell the platform
+        # SENT -> PAID: book it and tell the platform
         outcome = f"paid {format_money(q.net, cur)} (fee {format_money(q.fee, cur)})"
-        await self._step(
-            lambda: _local(
-                "book_payout",
-                BookPayout(
-                    post=PostInput(
-                        key=self._key("post"), hold_id=self._hold_id(), gross=q.gross, fee=q.fee
-                    ),
-                    notify=self._notification(Stage.PAID, outcome),
-                ),
-                int,
+        book = BookPayout(
+            post=PostInput(
+                key=self.key(Step.POST), hold_id=self.hold_id(), gross=q.gross, fee=q.fee
             ),
-            local=True,
+            notify=self.notification(Stage.PAID, outcome),
         )
+        await self.step(lambda: local(CashoutSteps.book_payout, book), local=True)
         self._held = False
-        self._outcome = outcome
-        self._enter(Stage.PAID, outcome)
+        self.progress.outcome = outcome
+        self.enter(Stage.PAID, outcome)
 
-        # 7. a bank can still return a paid transfer: watch for it
+        # PAID -> RETURNED: a bank can still return a paid transfer
         if q.method is Method.BANK_TRANSFER and rules.return_window_days > 0:
-            await self._watch_for_return(timedelta(days=rules.return_window_days))
+            await self.bank.watch_for_return(timedelta(days=rules.return_window_days))
 
-    # ------------------------------------------------------------------ rails
-
-    async def _disburse_bank(self) -> None:
-        """Queue for the next batch, then follow the bank's answers (signal `bank_event`)."""
-        q, req = self._in.quote, self._in.request
-        assert isinstance(req.destination, BankAccount)
-        self._rail_ref = await self._step(
-            lambda: _local(
-                "enqueue_bank_transfer",
-                BankEnqueue(
-                    workflow_id=workflow.info().workflow_id,
-                    request_id=req.request_id,
-                    user_id=req.user_id,
-                    currency=q.currency,
-                    amount=q.net,
-                    destination=req.destination,
-                    at=workflow.now(),
-                ),
-                str,
+    def _reserve(self) -> ReserveAndAssess:
+        q, req, rules = self.inp.quote, self.inp.request, self.inp.rules
+        return ReserveAndAssess(
+            reserve=ReserveInput(
+                key=self.key(Step.RESERVE),
+                hold_id=self.hold_id(),
+                user_id=req.user_id,
+                currency=q.currency,
+                amount=q.gross,
+                daily_amount_limit=rules.currency_rules.daily_amount_limit,
+                daily_count_limit=rules.daily_count,
             ),
-            local=True,
-        )
-        cutoff = self._in.rules.batch_cutoff_minutes
-        every = "minute" if cutoff == 1 else f"{cutoff} minutes"
-        self._note(
-            f"queued for the next {q.currency} bank batch (cutoff every {every}),"
-            f" reference {self._rail_ref}"
-        )
-        while True:
-            await self._step(lambda: workflow.wait_condition(lambda: bool(self._bank_inbox)))
-            event = self._bank_inbox.pop(0)
-            if event.kind == "sent" and self._stage is Stage.DISBURSING:
-                self._batch_id = event.batch_id
-                hours = self._in.rules.expected_arrival_hours
-                self._expected_arrival = workflow.now() + timedelta(hours=hours)
-                self._enter(Stage.SENT, f"in bank batch {event.batch_id}")
-            elif event.kind == "accepted":
-                self._note("accepted by the bank")
-            elif event.kind == "rejected":
-                await self._end(
-                    Stage.FAILED,
-                    f"the bank rejected the transfer: {event.code} {event.reason}".strip(),
-                )
-            elif event.kind in ("booked", "returned"):
-                if event.kind == "returned":
-                    self._bank_inbox.insert(0, event)  # booked and returned at once: both count
-                self._note("booked by the bank")
-                return
-
-    async def _watch_for_return(self, window: timedelta) -> None:
-        try:
-            await self._step(
-                lambda: workflow.wait_condition(
-                    lambda: any(e.kind == "returned" for e in self._bank_inbox), timeout=window
-                )
-            )
-        except TimeoutError:
-            self._note(f"no return within {window.days} days: final")
-            return
-        event = next(e for e in self._bank_inbox if e.kind == "returned")
-        reason = f"returned by the bank: {event.code} {event.reason}".strip()
-        await self._step(
-            lambda: _local(
-                "reverse_payout",
-                ReversePayout(
-                    reverse=ReverseInput(
-                        key=self._key("reverse"), hold_id=self._hold_id(), reason=reason
-                    ),
-                    notify=self._notification(Stage.RETURNED, reason),
-                ),
-                int,
+            risk=RiskInput(
+                request_id=req.request_id,
+                user_id=req.user_id,
+                currency=q.currency,
+                amount=q.gross,
+                destination=req.destination,
+                as_of=workflow.now(),
             ),
-            local=True,
-        )
-        self._outcome = f"{reason}; the money is back in the available balance"
-        self._enter(Stage.RETURNED, self._outcome)
-
-    async def _disburse_wallet(self) -> None:
-        """POST to the provider (idempotent key), then wait for its signed webhook (signal
-        `wallet_event`), asking the provider directly if the webhook is slow to come."""
-        q, req = self._in.quote, self._in.request
-        assert isinstance(req.destination, WalletAccount)
-        wallet_id = req.destination.wallet_id
-        payout = await self._step(
-            lambda: _remote(
-                "send_wallet_payout",
-                WalletPayoutInput(
-                    key=self._key("disburse"),
-                    reference=workflow.info().workflow_id,
-                    wallet_id=wallet_id,
-                    amount=q.net,
-                    currency=q.currency,
-                ),
-                WalletPayout,
-            )
-        )
-        self._rail_ref = payout.id
-        lookup = " (an ambiguous answer was resolved by asking the provider)"
-        self._enter(
-            Stage.SENT,
-            f"wallet payout {payout.id} accepted" + (lookup if payout.resolved_by_lookup else ""),
-        )
-        if payout.status in ("completed", "failed"):
-            self._wallet_final = payout
-        patience = WALLET_PATIENCE
-        while self._wallet_final is None:
-            try:
-                await self._step(
-                    lambda p=patience: workflow.wait_condition(  # type: ignore[misc]
-                        lambda: self._wallet_final is not None, timeout=p
-                    )
-                )
-            except TimeoutError:
-                checked = await self._step(
-                    lambda: _remote("wallet_payout_status", payout.id, WalletPayout)
-                )
-                if checked.status in ("completed", "failed"):
-                    self._note("no webhook yet: asked the provider, which has a final answer")
-                    self._wallet_final = checked
-                patience = min(patience * 2, timedelta(hours=1))
-        if self._wallet_final.status == "failed":
-            await self._end(
-                Stage.FAILED,
-                "the wallet provider failed the payout: "
-                f"{self._wallet_final.failure_reason or 'no reason'}",
-            )
-        self._note("wallet provider confirmed the payout")
-
-    async def _disburse_gift_cards(self) -> None:
-        q, req = self._in.quote, self._in.request
-        issued = await self._step(
-            lambda: _remote(
-                "issue_gift_cards",
-                GiftCardsInput(
-                    key=self._key("disburse"),
-                    request_id=req.request_id,
-                    user_id=req.user_id,
-                    currency=q.currency,
-                    cards=q.cards,
-                    at=workflow.now(),
-                ),
-                GiftCardsIssued,
-            )
-        )
-        cards = " + ".join(format_money(c, q.currency) for c in q.cards)
-        ends = ", ".join(f"...{x}" for x in issued.last4)
-        self._rail_ref = f"{issued.count} gift cards"
-        self._enter(
-            Stage.SENT,
-            f"issued {cards} ({ends}); codes are shown once to the payee, "
-            f"notice sent to {mask(req.destination)}",
         )
 
-    # ------------------------------------------------------------------ steps
+    # ------------------------------------------------------------------ verify and review
 
     async def _verify_identity(self) -> None:
-        rules = self._in.rules.identity
+        rules = self.inp.rules.identity
         give_up = workflow.now() + timedelta(hours=rules.pending_timeout_hours)
         while True:
             try:
-                result = await self._step(
-                    lambda: _remote(
-                        "verify_identity",
-                        IdentityInput(user_id=self._in.request.user_id, checked_at=workflow.now()),
-                        IdentityResult,
-                    )
+                result = await self.step(
+                    lambda: remote(CashoutSteps.verify_identity, self._check())
                 )
             except FailureError as err:
-                await self._end(Stage.FAILED, f"identity check failed: {_reason(err)}")
-            self._identity = result
+                await self.end(Stage.FAILED, f"identity check failed: {reason(err)}")
+            self.progress.identity = result
             if result.status is IdentityStatus.VERIFIED:
-                self._note(f"identity verified (tier {result.tier})")
-                self._check_holder(result)
-                if self._holder_mismatch:
-                    await self._end(
-                        Stage.REJECTED,
-                        "the bank account holder's name does not match the verified identity",
-                    )
+                self.note(f"identity verified (tier {result.tier})")
+                await self._check_holder(result)
                 return
             if result.status is IdentityStatus.REJECTED:
-                await self._end(Stage.REJECTED, f"identity rejected: {result.reason}")
+                await self.end(Stage.REJECTED, f"identity rejected: {result.reason}")
             await self._stop_if_cancelled()
             if workflow.now() >= give_up:
-                await self._end(
-                    Stage.FAILED,
-                    f"identity still pending after {rules.pending_timeout_hours} hours",
-                )
-            if "identity pending" not in self._timeline[-1].note:
-                self._note(
-                    f"identity pending: {result.reason}; checking every "
-                    f"{rules.poll_minutes} minutes"
-                )
+                hours = rules.pending_timeout_hours
+                await self.end(Stage.FAILED, f"identity still pending after {hours} hours")
+            if not self._identity_pending_noted:
+                self._identity_pending_noted = True
+                every = f"checking every {rules.poll_minutes} minutes"
+                self.note(f"identity pending: {result.reason}; {every}")
             await self._wait_unless_cancelled(timedelta(minutes=rules.poll_minutes))
 
-    def _check_holder(self, identity: IdentityResult) -> None:
+    def _check(self) -> IdentityInput:
+        return IdentityInput(user_id=self.inp.request.user_id, checked_at=workflow.now())
+
+    async def _check_holder(self, identity: IdentityResult) -> None:
         """A bank account must be in the verified person's name (case, accents and word
         order aside). Names stay out of the timeline: it says only whether they match."""
-        dest = self._in.request.destination
+        dest = self.inp.request.destination
         if not isinstance(dest, BankAccount):
             return
         if identity.legal_name is None:
-            self._note("the identity provider has no legal name on record: holder not compared")
+            self.note("the identity provider has no legal name on record: holder not compared")
         elif names_match(dest.holder_name, identity.legal_name):
-            self._note("account holder's name matches the verified identity")
+            self.note("account holder's name matches the verified identity")
         else:
-            self._holder_mismatch = True
+            await self.end(
+                Stage.REJECTED,
+                "the bank account holder's name does not match the verified identity",
+            )
 
     async def _await_review(self, why: str, approvals: int) -> None:
-        review = self._in.rules.review
-        self._approvals_needed = approvals
+        review = self.inp.rules.review
+        self.board.open(approvals)
         timeout = timedelta(hours=review.timeout_hours)
         self._review_started = workflow.now()
-        self._review_deadline = workflow.now() + timeout
+        self.progress.review_deadline = workflow.now() + timeout
         plural = "s" if approvals > 1 else ""
-        self._enter(Stage.AWAITING_REVIEW, f"{why}; {approvals} approval{plural} needed")
+        self.enter(Stage.AWAITING_REVIEW, f"{why}; {approvals} approval{plural} needed")
         try:
-            await self._step(
+            await self.step(
                 lambda: workflow.wait_condition(
-                    lambda: self._review_outcome is not None or self._cancel is not None,
+                    lambda: self.board.outcome is not None or self._cancel is not None,
                     timeout=timeout,
                 )
             )
         except TimeoutError:
             hours = review.timeout_hours
-            if review.timeout_action.value == "approve":
-                self._note(f"no decision within {hours} hours: approved by policy")
-                self._review_outcome = "approved"
-            else:
-                await self._end(
+            self.board.time_out(review.timeout_action)
+            if review.timeout_action is not TimeoutAction.APPROVE:
+                await self.end(
                     Stage.REJECTED, f"no decision within {hours} hours: rejected by policy"
                 )
+            self.note(f"no decision within {hours} hours: approved by policy")
         await self._stop_if_cancelled()
-        if self._review_outcome == "rejected":
-            last = next(r for r in reversed(self._reviews) if r.accepted)
-            await self._end(
-                Stage.REJECTED,
-                f"rejected by {last.reviewer}" + (f": {last.reason}" if last.reason else ""),
-            )
+        if self.board.outcome is ReviewOutcome.REJECTED:
+            await self.end(Stage.REJECTED, self.board.rejection)
 
     # ------------------------------------------------------------------ endings
 
-    async def _end(self, stage: Stage, note: str) -> NoReturn:
+    async def end(self, stage: Stage, note: str) -> NoReturn:
         """Book a terminal stage: release the hold if one is held, tell the platform, and
         stop the pipeline."""
         if self._held:
             note += " (hold released)"
-            await self._step(
-                lambda: _local(
-                    "release_hold",
-                    ReleaseHold(
-                        void=VoidInput(
-                            key=self._key("void"), hold_id=self._hold_id(), reason=note[:500]
-                        ),
-                        notify=self._notification(stage, note),
-                    ),
-                    int,
-                ),
-                local=True,
+            release = ReleaseHold(
+                void=VoidInput(key=self.key(Step.VOID), hold_id=self.hold_id(), reason=note[:500]),
+                notify=self.notification(stage, note),
             )
+            await self.step(lambda: local(CashoutSteps.release_hold, release), local=True)
             self._held = False
         else:
+            notice = self.notification(stage, note)
             try:
-                await self._step(
-                    lambda: _local("notify", self._notification(stage, note), bool), local=True
-                )
+                await self.step(lambda: local(CashoutSteps.notify, notice), local=True)
             except FailureError as err:
-                self._note(f"could not record the notification: {_reason(err)}")
-        self._outcome = note
-        self._enter(stage, note)
+                self.note(f"could not record the notification: {reason(err)}")
+        self.progress.outcome = note
+        self.enter(stage, note)
         raise _Ended
 
-    def _notification(self, stage: Stage, outcome: str) -> NotifyInput:
-        q, req = self._in.quote, self._in.request
+    def notification(self, stage: Stage, outcome: str) -> NotifyInput:
+        q, req = self.inp.quote, self.inp.request
         return NotifyInput(
-            event_id=self._key(f"notify:{stage.value}"),
+            event_id=contract.notification_id(workflow.info().workflow_id, stage.value),
             request_id=req.request_id,
             user_id=req.user_id,
             stage=stage,
@@ -578,7 +346,7 @@ class CashoutWorkflow:
                 "fee": q.fee,
                 "net": q.net,
                 "outcome": outcome,
-                "rail_reference": self._rail_ref,
+                "rail_reference": self.progress.rail_ref,
             },
         )
 
@@ -586,21 +354,23 @@ class CashoutWorkflow:
         """End as CANCELLED if a cancel was accepted (the payee's, or a Temporal cancel)."""
         if self._cancel is not None:
             c = self._cancel
-            await self._end(
+            await self.end(
                 Stage.CANCELLED,
                 f"cancelled by {c.requested_by}" + (f": {c.reason}" if c.reason else ""),
             )
 
     async def _wait_unless_cancelled(self, duration: timedelta) -> None:
         try:
-            await self._step(
+            await self.step(
                 lambda: workflow.wait_condition(lambda: self._cancel is not None, timeout=duration)
             )
         except TimeoutError:
             return
         await self._stop_if_cancelled()
 
-    async def _step(self, make: Callable[[], Awaitable[T]], *, local: bool = False) -> T:
+    # ------------------------------------------------------------------ steps and state
+
+    async def step(self, make: Callable[[], Awaitable[T]], *, local: bool = False) -> T:
         """Await one step to its end, even through a Temporal cancellation.
 
         A step is never cut off halfway (a reserve might have committed, a payout might be
@@ -618,201 +388,90 @@ class CashoutWorkflow:
             try:
                 return await asyncio.shield(task)
             except asyncio.CancelledError:
-                if self._stage in CANCELLABLE:
+                if self.progress.stage in CANCELLABLE:
                     if self._cancel is None:
                         self._cancel = CancelRequest(
                             requested_by="operator", reason="workflow cancelled in Temporal"
                         )
-                        self._note("workflow cancellation received: stopping after this step")
+                        self.note("workflow cancellation received: stopping after this step")
                 else:
-                    self._note("workflow cancellation refused: the payout is already with the rail")
+                    self.note("workflow cancellation refused: the payout is already with the rail")
 
     def _publish(self) -> None:
         """Upsert the stage (and risk score) if they changed since the last upsert."""
+        stage, risk = self.progress.stage, self.progress.risk
+        score = risk.score if risk is not None else None
+        published_stage, published_score = self._published
         updates: list[SearchAttributeUpdate[Any]] = []
-        if self._stage != self._published_stage:
-            updates.append(search.STAGE.value_set(self._stage.value))
-            self._published_stage = self._stage
-        if self._risk is not None and self._risk.score != self._published_risk:
-            updates.append(search.RISK.value_set(self._risk.score))
-            self._published_risk = self._risk.score
+        if stage != published_stage:
+            updates.append(search.STAGE.value_set(stage.value))
+        if score is not None and score != published_score:
+            updates.append(search.RISK.value_set(score))
         if updates:
             workflow.upsert_search_attributes(updates)
+            self._published = (stage, score if score is not None else published_score)
 
-    # ------------------------------------------------------------------ state
+    def key(self, step: str) -> str:
+        return contract.step_key(workflow.info().workflow_id, step)
 
-    def _key(self, step: str) -> str:
-        return f"{workflow.info().workflow_id}:{step}"
+    def hold_id(self) -> str:
+        return contract.hold_id(workflow.info().workflow_id)
 
-    def _hold_id(self) -> str:
-        return workflow.info().workflow_id
+    def note(self, text: str) -> None:
+        self.progress.note(workflow.now(), text)
 
-    def _note(self, note: str) -> None:
-        self._timeline.append(TimelineEntry(at=workflow.now(), stage=self._stage, note=note))
-
-    def _enter(self, stage: Stage, note: str) -> None:
-        self._stage = stage
-        self._note(note)
-        workflow.set_current_details(self._details())
-        q = self._in.quote
-        tags = {"method": q.method.value, "currency": q.currency}
-        meter = workflow.metric_meter()
-        meter.create_counter("payouts_cashout_stages", "cash-outs entering a stage").add(
-            1, {"stage": stage.value, **tags}
-        )
-        if stage is Stage.PAID:
-            meter.create_counter("payouts_paid_micros", "net paid, micro-units").add(q.net, tags)
-            meter.create_counter("payouts_fees_micros", "fees charged, micro-units").add(
-                q.fee, tags
-            )
-        if (
-            self._review_deadline is not None
-            and self._review_wait is None
-            and stage in (Stage.APPROVED, Stage.REJECTED, Stage.CANCELLED)
-        ):
-            waited = workflow.now() - self._review_started
-            self._review_wait = waited.total_seconds()
-            meter.create_histogram_float(
-                "payouts_review_wait_seconds", "from AWAITING_REVIEW to a decision", "s"
-            ).record(self._review_wait, {"method": q.method.value})
-
-    def _details(self) -> str:
-        q = self._in.quote
-        cur = q.currency
-        lines = [
-            f"**{self._stage.value}**: {self._timeline[-1].note}",
-            "",
-            f"- gross {format_money(q.gross, cur)}, fee {format_money(q.fee, cur)}, "
-            f"net {format_money(q.net, cur)}",
-        ]
-        if self._risk is not None:
-            lines.append(f"- risk score {self._risk.score}: {'; '.join(self._risk.reasons) or '-'}")
-        if self._stage is Stage.AWAITING_REVIEW:
-            rid = self._in.request.request_id
-            lines.append(
-                f"- approvals {len(self._approvals)}/{self._approvals_needed}; "
-                f"deadline {self._review_deadline:%Y-%m-%d %H:%M} UTC"
-            )
-            lines.append(
-                f"- `payouts review approve {rid} --reviewer NAME` or signal "
-                '`approve` with `{"reviewer": "NAME"}`'
-            )
-        if self._expected_arrival is not None and self._stage not in TERMINAL:
-            lines.append(f"- expected arrival {self._expected_arrival:%Y-%m-%d %H:%M} UTC")
-        return "\n".join(lines)
+    def enter(self, stage: Stage, note: str) -> None:
+        self.progress.enter(workflow.now(), stage, note)
+        workflow.set_current_details(details(self.inp, self.progress, self.board))
+        metrics.stage_entered(self.inp, stage)
+        decided = stage in (Stage.APPROVED, Stage.REJECTED, Stage.CANCELLED)
+        if self.board.needed and decided and not self._review_waited:
+            self._review_waited = True
+            metrics.review_waited(self.inp, (workflow.now() - self._review_started).total_seconds())
 
     # ------------------------------------------------------------------ queries
 
-    @workflow.query(name="status")
+    @workflow.query(name=Query.STATUS)
     def status(self) -> CashoutStatus:
-        q, req = self._in.quote, self._in.request
-        return CashoutStatus(
-            request_id=req.request_id,
-            user_id=req.user_id,
-            stage=self._stage,
-            method=q.method,
-            currency=q.currency,
-            requested=q.requested,
-            gross=q.gross,
-            fee=q.fee,
-            net=q.net,
-            remainder=q.remainder,
-            cards=q.cards,
-            destination=mask(req.destination),
-            policy_version=q.policy_version,
-            identity=self._identity_text(),
-            risk_score=self._risk.score if self._risk else None,
-            risk_reasons=self._risk.reasons if self._risk else (),
-            decision=self._decision,
-            approvals_needed=self._approvals_needed,
-            reviews=tuple(self._reviews),
-            review_deadline=self._review_deadline,
-            rail_reference=self._rail_ref
-            + (f" in batch {self._batch_id}" if self._batch_id else "")
-            if self._rail_ref
-            else None,
-            expected_arrival=self._expected_arrival,
-            outcome=self._outcome,
-            timeline=tuple(self._timeline),
-        )
+        return status(self.inp, self.progress, self.board)
 
-    def _identity_text(self) -> str | None:
-        i = self._identity
-        if i is None:
-            return None
-        if i.status is IdentityStatus.VERIFIED:
-            return f"verified (tier {i.tier})"
-        return f"{i.status.value}: {i.reason}"
+    @workflow.query(name=Query.ANSWER)
+    def answer(self, ref: str) -> Answer | None:
+        """The answer to a signalled decision or cancel, once the workflow has taken it."""
+        return self._answers.get(ref)
 
-    # ------------------------------------------------------------------ reviews
+    # ------------------------------------------------------------------ reviews and cancels
 
-    def _review(
-        self, reviewer: str, decision: str, reason: str, via: str, client: str
-    ) -> str | None:
-        """Apply one reviewer decision, by signal or update alike, and record it either way
-        (status and audit trail). Returns why it was refused, or None."""
-        why = refusal(
-            self._in.rules,
-            payee=self._in.request.user_id,
-            reviewer=reviewer,
-            decision=decision,
-            awaiting_review=self._stage is Stage.AWAITING_REVIEW and self._review_outcome is None,
-            approvals_so_far=tuple(self._approvals),
-            approvals_needed=self._approvals_needed,
+    @workflow.signal(name=Signal.APPROVE)
+    def approve(self, decision: ReviewDecision) -> None:
+        self._signals.append((Signal.APPROVE, decision))
+
+    @workflow.signal(name=Signal.REJECT)
+    def reject(self, decision: ReviewDecision) -> None:
+        self._signals.append((Signal.REJECT, decision))
+
+    @workflow.signal(name=Signal.CANCEL)
+    def cancel_signal(self, request: CancelRequest) -> None:
+        self._signals.append((Signal.CANCEL, request))
+
+    @workflow.update(name=Update.REVIEW)
+    def review(self, request: ReviewRequest) -> CashoutStatus:
+        """For `temporal workflow update execute` and other SDKs' clients; ours signals with a
+        `ref` and reads the `answer` query instead (docs/design.md)."""
+        why = self._review(
+            request.reviewer, request.decision, request.reason, "update", request.client
         )
-        record = ReviewRecord(
-            at=workflow.now(),
-            reviewer=reviewer[:64],
-            decision=decision[:16],
-            reason=reason[:500],
-            accepted=why is None,
-            refusal=why or "",
-            via=via,
-            client=client[:64],
-        )
-        self._audit_seq += 1
-        if self._audit_seq <= MAX_AUDITED:
-            self._audit_pending.append(
-                AuditEntry(
-                    workflow_id=workflow.info().workflow_id,
-                    request_id=self._in.request.request_id,
-                    seq=self._audit_seq,
-                    record=record,
-                )
-            )
         if why is not None:
-            self._refusals += 1
-            if self._refusals <= MAX_RECORDED_REFUSALS:
-                self._reviews.append(record)
-                self._note(f"refused {decision} from {reviewer[:64]!r}: {why}")
-            return why
-        self._reviews.append(record)
-        if decision == "reject":
-            self._review_outcome = "rejected"
-            return None
-        self._approvals.append(reviewer)
-        remaining = self._approvals_needed - len(self._approvals)
-        self._note(
-            f"approved by {reviewer}"
-            + (f"; {remaining} more approval needed" if remaining > 0 else "")
-        )
-        if remaining <= 0:
-            self._review_outcome = "approved"
-        workflow.set_current_details(self._details())
-        return None
+            raise ApplicationError(why, type="review_refused", non_retryable=True)
+        return self.status()
 
-    async def _auditor(self) -> None:
-        """Writes the audit trail as decisions come in, until the cash-out closes.
-
-        Handlers only queue entries: an activity awaited inside an update handler would race
-        the main coroutine, and on replay the update's answer could land before commands it
-        followed the first time (a non-determinism error, seen in the chaos run)."""
-        while True:
-            await workflow.wait_condition(lambda: bool(self._audit_pending) or self._decided)
-            if not self._audit_pending:
-                return
-            batch, self._audit_pending = self._audit_pending, []
-            await _local("record_review_audit", batch, int)
+    @workflow.update(name=Update.CANCEL)
+    async def cancel_update(self, request: CancelRequest) -> CashoutStatus:
+        why = self._request_cancel(request)
+        if why is not None:
+            raise ApplicationError(why, type="cancel_refused", non_retryable=True)
+        await workflow.wait_condition(lambda: self.progress.stage in TERMINAL)
+        return self.status()
 
     async def _decider(self) -> None:
         """Applies signalled decisions and cancels, in the order they came, until the
@@ -823,8 +482,7 @@ class CashoutWorkflow:
         result (a worker that answered a query, or took over from a killed one, can see them
         apart; a replay sees them together, and the SDK runs signal handlers first). Applied
         here, after the main coroutine has reacted to everything else in the activation, a
-        decision meets the same state both ways, so the workflow replays as it ran. The
-        chaos run found both orders (docs/design.md)."""
+        decision meets the same state both ways, so the workflow replays as it ran."""
         while True:
             await workflow.wait_condition(lambda: bool(self._signals) or self._closing)
             if not self._signals:
@@ -842,92 +500,71 @@ class CashoutWorkflow:
                 if signal.ref and len(self._answers) < MAX_ANSWERS:
                     self._answers[signal.ref[:64]] = Answer(accepted=why is None, refusal=why or "")
 
-    @workflow.signal(name="approve")
-    def approve(self, decision: ReviewDecision) -> None:
-        self._signals.append(("approve", decision))
-
-    @workflow.signal(name="reject")
-    def reject(self, decision: ReviewDecision) -> None:
-        self._signals.append(("reject", decision))
-
-    @workflow.query(name="answer")
-    def answer(self, ref: str) -> Answer | None:
-        """The answer to a signalled decision or cancel, once the workflow has taken it."""
-        return self._answers.get(ref)
-
-    @workflow.update(name="review")
-    def review(self, request: ReviewRequest) -> CashoutStatus:
-        """For `temporal workflow update execute` and other SDKs' clients; ours signals with a
-        `ref` and reads the `answer` query instead (see `_signalled`)."""
-        why = self._review(
-            request.reviewer, request.decision, request.reason, "update", request.client
+    def _review(self, reviewer: str, decision: str, why: str, via: str, client: str) -> str | None:
+        """One reviewer decision, by signal or update alike: the board rules on it, the
+        timeline and the audit trail record it. Returns why it was refused, or None."""
+        ruling = self.board.decide(
+            reviewer=reviewer,
+            decision=decision,
+            reason=why,
+            via=via,
+            client=client,
+            at=workflow.now(),
+            awaiting_review=self.progress.stage is Stage.AWAITING_REVIEW,
         )
-        if why is not None:
-            raise ApplicationError(why, type="review_refused", non_retryable=True)
-        return self.status()
-
-    # ------------------------------------------------------------------ rails' answers
-
-    @workflow.signal(name="bank_event")
-    def bank_event(self, event: BankEvent) -> None:
-        """What the bank said (from the scheduled bank workflows); each kind counts once."""
-        if event.kind in self._bank_seen:
-            return
-        self._bank_seen.add(event.kind)
-        self._bank_inbox.append(event)
-
-    @workflow.signal(name="wallet_event")
-    def wallet_event(self, event: WalletEvent) -> None:
-        """A verified webhook from the wallet provider; duplicates and stale ones are ignored."""
-        if event.event_id in self._wallet_seen:
-            return
-        self._wallet_seen.add(event.event_id)
-        if self._wallet_final is None and event.status in ("completed", "failed"):
-            self._wallet_final = WalletPayout(
-                id=event.payout_id, status=event.status, failure_reason=event.failure_reason
+        self._audit_seq += 1
+        if self._audit_seq <= MAX_AUDITED:
+            self._audit_pending.append(
+                AuditEntry(
+                    workflow_id=workflow.info().workflow_id,
+                    request_id=self.inp.request.request_id,
+                    seq=self._audit_seq,
+                    record=ruling.record,
+                )
             )
-        elif event.status not in ("completed", "failed"):
-            self._note(f"wallet provider: {event.type}")
+        if ruling.note is not None:
+            self.note(ruling.note)
+        if ruling.accepted:
+            workflow.set_current_details(details(self.inp, self.progress, self.board))
+        return ruling.refusal
 
-    # ------------------------------------------------------------------ cancel
+    async def _auditor(self) -> None:
+        """Writes the audit trail as decisions come in, until the cash-out closes.
 
-    def _cancel_refusal(self, request: CancelRequest) -> str | None:
-        if (
-            request.requested_by != self._in.request.user_id
-            and request.requested_by not in self._in.rules.reviewers
-        ):
-            return f"{request.requested_by!r} is neither the payee nor a registered reviewer"
-        if self._stage not in CANCELLABLE:
-            return f"too late to cancel: the cash-out is {self._stage.value}"
-        return None
+        Handlers only queue entries: an activity awaited inside an update handler would race
+        the main coroutine, and on replay the update's answer could land before commands it
+        followed the first time (a non-determinism error, seen in the chaos run)."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self._audit_pending) or self._decided)
+            if not self._audit_pending:
+                return
+            batch, self._audit_pending = self._audit_pending, []
+            await local(CashoutSteps.record_review_audit, batch)
 
     def _request_cancel(self, request: CancelRequest) -> str | None:
         why = self._cancel_refusal(request)
         if why is not None:
-            self._note(f"refused cancel from {request.requested_by[:64]!r}: {why}")
+            self.note(f"refused cancel from {request.requested_by[:64]!r}: {why}")
             return why
         if self._cancel is None:
             self._cancel = request
-            self._note(f"cancel requested by {request.requested_by}")
+            self.note(f"cancel requested by {request.requested_by}")
         return None
 
-    @workflow.signal(name="cancel")
-    def cancel_signal(self, request: CancelRequest) -> None:
-        self._signals.append(("cancel", request))
+    def _cancel_refusal(self, request: CancelRequest) -> str | None:
+        by = request.requested_by
+        if by != self.inp.request.user_id and by not in self.inp.rules.reviewers:
+            return f"{by!r} is neither the payee nor a registered reviewer"
+        if self.progress.stage not in CANCELLABLE:
+            return f"too late to cancel: the cash-out is {self.progress.stage.value}"
+        return None
 
-    @workflow.update(name="cancel")
-    async def cancel_update(self, request: CancelRequest) -> CashoutStatus:
-        why = self._request_cancel(request)
-        if why is not None:
-            raise ApplicationError(why, type="cancel_refused", non_retryable=True)
-        await workflow.wait_condition(lambda: self._stage in TERMINAL)
-        return self.status()
+    # ------------------------------------------------------------------ the rails' answers
 
+    @workflow.signal(name=Signal.BANK_EVENT)
+    def bank_event(self, event: BankEvent) -> None:
+        self.bank.on_event(event)
 
-def _reason(err: FailureError) -> str:
-    """The innermost message: an activity error wraps the domain's ApplicationError (local
-    activity failures arrive as that ApplicationError itself)."""
-    inner: Any = err
-    while getattr(inner, "cause", None) is not None:
-        inner = inner.cause
-    return str(getattr(inner, "message", inner))
+    @workflow.signal(name=Signal.WALLET_EVENT)
+    def wallet_event(self, event: WalletEvent) -> None:
+        self.wallet.on_event(event)

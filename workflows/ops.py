@@ -6,27 +6,28 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from payouts.domain.models import DeliveryResult, ReconcileInput, ReconcileResult
+    from payouts.domain.messages import DeliveryResult, ReconcileInput, ReconcileResult
+    from payouts.temporal.contract import Workflow
+    from payouts.temporal.interfaces import OpsSteps
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
 
-@workflow.defn(name="NotificationsWorkflow")
+@workflow.defn(name=Workflow.NOTIFICATIONS)
 class NotificationsWorkflow:
     """Deliver every due outbox notification to the platform (retries with backoff are
     tracked per notification in the outbox)."""
 
     @workflow.run
     async def run(self) -> DeliveryResult:
-        result: DeliveryResult = await workflow.execute_activity(
-            "deliver_notifications", workflow.now(), result_type=DeliveryResult,
+        return await workflow.execute_activity_method(
+            OpsSteps.deliver_notifications, workflow.now(),
             start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(seconds=30),
             retry_policy=RETRY,
         )  # fmt: skip
-        return result
 
 
-@workflow.defn(name="ReconcileWorkflow")
+@workflow.defn(name=Workflow.RECONCILE)
 class ReconcileWorkflow:
     """Reconcile a day (default: yesterday, UTC) three ways and keep the report."""
 
@@ -34,9 +35,8 @@ class ReconcileWorkflow:
     async def run(self, day: date | None = None) -> ReconcileResult:
         now = workflow.now()
         target = day or (now - timedelta(days=1)).date()
-        result: ReconcileResult = await workflow.execute_activity(
-            "reconcile_day", ReconcileInput(day=target, as_of=now), result_type=ReconcileResult,
+        return await workflow.execute_activity_method(
+            OpsSteps.reconcile_day, ReconcileInput(day=target, as_of=now),
             start_to_close_timeout=timedelta(minutes=30), heartbeat_timeout=timedelta(minutes=1),
             retry_policy=RETRY,
         )  # fmt: skip
-        return result

@@ -32,7 +32,7 @@ from payouts.rails.wallet.client import WalletClient
 from payouts.security.vault import Vault
 from payouts.store.database import Database
 from payouts.temporal import telemetry
-from payouts.temporal.client import connect
+from payouts.temporal.connection import connect
 from workflows.bank import BankBatchWorkflow, BankReportsWorkflow
 from workflows.cashout import CashoutWorkflow
 from workflows.ops import NotificationsWorkflow, ReconcileWorkflow

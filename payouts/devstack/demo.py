@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from schwifty import IBAN
 
-from payouts.domain.models import IdentityStatus
+from payouts.domain.messages import IdentityStatus
 from payouts.domain.money import format_money, parse_micros
 from payouts.ledger.ledger import EarningRow, Ledger
 from payouts.rails.identity.sandbox import SandboxIdentity

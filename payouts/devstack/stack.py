@@ -31,8 +31,9 @@ from payouts.rails.platform.sandbox import PlatformSandbox
 from payouts.rails.wallet.sandbox import WalletFaults, WalletSandbox
 from payouts.rails.wallet.webhooks import WebhookReceiver
 from payouts.temporal import telemetry
-from payouts.temporal.client import PayoutsClient, ensure_search_attributes, wait_until_ready
+from payouts.temporal.client import PayoutsClient
 from payouts.temporal.codec_server import CodecServer
+from payouts.temporal.connection import ensure_search_attributes, wait_until_ready
 from payouts.temporal.schedules import ensure_schedules
 from payouts.web import serve
 

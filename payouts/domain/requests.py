@@ -15,8 +15,7 @@ from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 
 from payouts.domain import validation
-from payouts.domain.fees import Quote, quote_with_rules
-from payouts.domain.models import (
+from payouts.domain.cashout import (
     BankAccount,
     CashoutInput,
     CashoutRequest,
@@ -24,6 +23,7 @@ from payouts.domain.models import (
     GiftCardDelivery,
     WalletAccount,
 )
+from payouts.domain.fees import Quote, quote_with_rules
 from payouts.domain.money import check_micros, get_currency
 from payouts.domain.policy import Method, Policy
 from payouts.errors import InvalidInput, QuoteRefused

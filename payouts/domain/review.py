@@ -1,17 +1,23 @@
 """Review rules: what the policy decides for a cash-out, and which reviewer decisions count.
 
-Pure functions over the policy slice a cash-out carries, so the workflow can call them
-deterministically (signals and updates are checked here, by the same code).
+`decide` is the policy's verdict (auto-approve, review, reject). `ReviewBoard` is the review
+itself, a plain state machine the workflow feeds with every decision that arrives, by
+signal or update alike: it says whether the decision counts, keeps the record, counts the
+refusals, and knows when the review is over. Everything here is deterministic over the
+policy slice a cash-out carries, so the workflow replays it exactly.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from anyascii import anyascii
 
+from payouts.domain.cashout import ReviewRecord
 from payouts.domain.money import format_money
-from payouts.domain.policy import CashoutRules
+from payouts.domain.policy import CashoutRules, TimeoutAction
 
 
 class Verdict(StrEnum):
@@ -95,3 +101,106 @@ def names_match(holder: str, legal: str) -> bool:
     "Chloé Martin"); nothing else (a missing or extra name is a mismatch).
     """
     return sorted(_name_tokens(holder)) == sorted(_name_tokens(legal))
+
+
+class ReviewOutcome(StrEnum):
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Ruling:
+    """How one decision was taken: its record, why it was refused (None: it counted), and
+    what the timeline says about it (None once refusals are past the recorded cap)."""
+
+    record: ReviewRecord
+    refusal: str | None
+    note: str | None
+
+    @property
+    def accepted(self) -> bool:
+        return self.refusal is None
+
+
+@dataclass
+class ReviewBoard:
+    """The reviewers' side of one held cash-out.
+
+    open -> (approvals until `needed`) -> approved | rejected | timed out (policy action).
+    A decision counts only while the board is open and the workflow awaits review; every
+    other one is refused with the rule it broke. Refusals are counted; the first
+    `MAX_RECORDED` of them are kept in the records and the timeline.
+    """
+
+    rules: CashoutRules
+    payee: str
+    needed: int = 0
+    approvals: list[str] = field(default_factory=list)
+    records: list[ReviewRecord] = field(default_factory=list)
+    refusals: int = 0
+    outcome: ReviewOutcome | None = None
+
+    MAX_RECORDED = 50
+
+    def open(self, needed: int) -> None:
+        self.needed = needed
+
+    def decide(
+        self,
+        *,
+        reviewer: str,
+        decision: str,
+        reason: str,
+        via: str,
+        client: str,
+        at: datetime,
+        awaiting_review: bool,
+    ) -> Ruling:
+        why = refusal(
+            self.rules,
+            payee=self.payee,
+            reviewer=reviewer,
+            decision=decision,
+            awaiting_review=awaiting_review and self.outcome is None,
+            approvals_so_far=tuple(self.approvals),
+            approvals_needed=self.needed,
+        )
+        record = ReviewRecord(
+            at=at,
+            reviewer=reviewer[:64],
+            decision=decision[:16],
+            reason=reason[:500],
+            accepted=why is None,
+            refusal=why or "",
+            via=via,
+            client=client[:64],
+        )
+        if why is not None:
+            self.refusals += 1
+            if self.refusals > self.MAX_RECORDED:
+                return Ruling(record, why, None)
+            self.records.append(record)
+            return Ruling(record, why, f"refused {decision} from {reviewer[:64]!r}: {why}")
+        self.records.append(record)
+        if decision == "reject":
+            self.outcome = ReviewOutcome.REJECTED
+            return Ruling(record, None, None)
+        self.approvals.append(reviewer)
+        remaining = self.needed - len(self.approvals)
+        if remaining <= 0:
+            self.outcome = ReviewOutcome.APPROVED
+        more = f"; {remaining} more approval needed" if remaining > 0 else ""
+        return Ruling(record, None, f"approved by {reviewer}{more}")
+
+    def time_out(self, action: TimeoutAction) -> None:
+        """No decision in time: the policy's action decides."""
+        if action is TimeoutAction.APPROVE:
+            self.outcome = ReviewOutcome.APPROVED
+        else:
+            self.outcome = ReviewOutcome.REJECTED
+
+    @property
+    def rejection(self) -> str:
+        """Who rejected, and why, for the cash-out's outcome."""
+        last = next(r for r in reversed(self.records) if r.accepted)
+        return f"rejected by {last.reviewer}" + (f": {last.reason}" if last.reason else "")

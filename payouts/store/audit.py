@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from payouts.domain.models import AuditEntry
+from payouts.domain.cashout import AuditEntry
 from payouts.store.database import Database
 from payouts.store.tables import ReviewAudit
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, func, select
 
-from payouts.domain.models import BankAccount, Destination, WalletAccount
+from payouts.domain.cashout import BankAccount, Destination, WalletAccount
 from payouts.domain.risk import RiskFacts
 from payouts.ledger.ledger import HoldStatus
 from payouts.store.database import Database

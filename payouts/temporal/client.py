@@ -16,12 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import (
-    AddSearchAttributesRequest,
-    ListSearchAttributesRequest,
-)
-from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import (
     Client,
     WorkflowHandle,
@@ -29,13 +23,11 @@ from temporalio.client import (
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.converter import DataConverter
-from temporalio.envconfig import ClientConfig
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from payouts.domain import validation
-from payouts.domain.fees import Quote, quote_with_rules
-from payouts.domain.models import (
+from payouts.domain.cashout import (
     TERMINAL,
     Answer,
     CancelRequest,
@@ -44,6 +36,7 @@ from payouts.domain.models import (
     CashoutStatus,
     ReviewDecision,
 )
+from payouts.domain.fees import Quote, quote_with_rules
 from payouts.domain.money import format_money, get_currency
 from payouts.domain.policy import Method, Policy
 from payouts.domain.requests import build_input, method_of
@@ -56,29 +49,11 @@ from payouts.errors import (
     RequestConflict,
     ReviewRefused,
 )
-from payouts.temporal import search
+from payouts.temporal import contract, search
+from payouts.temporal.connection import connect
+from payouts.temporal.contract import Decision, Query, Signal, Workflow
 
-DEFAULT_ADDRESS = "localhost:7233"
-WORKFLOW = "CashoutWorkflow"
 ANSWER_TIMEOUT = 60.0  # seconds to wait for a signalled decision or cancel to be taken
-
-
-def workflow_id(request_id: str) -> str:
-    return f"cashout-{request_id}"
-
-
-def connect_config(**overrides: Any) -> dict[str, Any]:
-    """Temporal's standard env/profile configuration, defaulting to the embedded server."""
-    config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
-    config.setdefault("target_host", DEFAULT_ADDRESS)
-    config.update(overrides)
-    return config
-
-
-async def connect(converter: DataConverter, **overrides: Any) -> Client:
-    """A client with our data converter (pydantic models, encrypted payloads)."""
-    config = connect_config(**overrides)
-    return await Client.connect(**config, data_converter=converter)
 
 
 @dataclass(frozen=True)
@@ -163,7 +138,7 @@ class PayoutsClient:
             now=datetime.now(UTC),
         )
         q = inp.quote
-        wid = workflow_id(inp.request.request_id)
+        wid = contract.cashout_id(inp.request.request_id)
         fingerprint = request_fingerprint(inp)
         summary = (
             f"Cash-out {format_money(q.gross, q.currency)} by {q.method.value} for user "
@@ -186,7 +161,7 @@ class PayoutsClient:
         )
         try:
             handle: WorkflowHandle[Any, Any] = await self.client.start_workflow(
-                WORKFLOW,
+                Workflow.CASHOUT,
                 inp,
                 id=wid,
                 task_queue=self.task_queue,
@@ -226,7 +201,7 @@ class PayoutsClient:
         handle = self._handle(request_id)
         try:
             result: CashoutStatus = await handle.query(
-                "status", result_type=CashoutStatus, rpc_timeout=timedelta(seconds=15)
+                Query.STATUS, result_type=CashoutStatus, rpc_timeout=timedelta(seconds=15)
             )
             return result
         except RPCError as exc:
@@ -252,7 +227,7 @@ class PayoutsClient:
 
     async def result(self, request_id: str) -> CashoutResult:
         handle = self.client.get_workflow_handle(
-            workflow_id(validation.request_id(request_id)), result_type=CashoutResult
+            contract.cashout_id(validation.request_id(request_id)), result_type=CashoutResult
         )
         result: CashoutResult = await handle.result()
         return result
@@ -264,7 +239,7 @@ class PayoutsClient:
         A refused cancel raises `CancelRefused` with the reason."""
         ref = _new_ref()
         req = CancelRequest(requested_by=requested_by, reason=reason, client=client, ref=ref)
-        await self._signal(request_id, "cancel", req, CancelRefused, "too late to cancel")
+        await self._signal(request_id, Signal.CANCEL, req, CancelRefused, "too late to cancel")
         answer = await self._answer(request_id, ref)
         if not answer.accepted:
             raise CancelRefused(answer.refusal)
@@ -288,7 +263,7 @@ class PayoutsClient:
         `answer` query, rather than as the `review` update: an update that reaches a worker
         in the same workflow task as an activity result can replay in a different order
         (a non-determinism error the chaos run found; see docs/design.md)."""
-        if decision not in ("approve", "reject"):
+        if decision not in Decision.ALL:
             raise InvalidInput("decision: must be approve or reject", field="decision")
         ref = _new_ref()
         req = ReviewDecision(reviewer=reviewer, reason=reason, client=client, ref=ref)
@@ -303,28 +278,32 @@ class PayoutsClient:
     ) -> None:
         """Send the `approve` signal (fire and forget; refusals show in the status)."""
         await self._signal(
-            request_id, "approve", ReviewDecision(reviewer=reviewer, reason=reason, client=client)
+            request_id,
+            Signal.APPROVE,
+            ReviewDecision(reviewer=reviewer, reason=reason, client=client),
         )
 
     async def reject(
         self, request_id: str, *, reviewer: str, reason: str = "", client: str = "sdk"
     ) -> None:
         await self._signal(
-            request_id, "reject", ReviewDecision(reviewer=reviewer, reason=reason, client=client)
+            request_id,
+            Signal.REJECT,
+            ReviewDecision(reviewer=reviewer, reason=reason, client=client),
         )
 
     async def pending_reviews(self, limit: int = 100) -> list[PendingReview]:
         """Cash-outs awaiting review, oldest first (Temporal visibility: eventually consistent)."""
         found: list[PendingReview] = []
         query = (
-            f'WorkflowType = "{WORKFLOW}" AND PayoutStage = "AWAITING_REVIEW" AND '
+            f'WorkflowType = "{Workflow.CASHOUT}" AND PayoutStage = "AWAITING_REVIEW" AND '
             'ExecutionStatus = "Running"'
         )
         async for wf in self.client.list_workflows(query, limit=limit):
             attrs = wf.typed_search_attributes
             found.append(
                 PendingReview(
-                    request_id=wf.id.removeprefix("cashout-"),
+                    request_id=contract.request_id_of(wf.id),
                     user_id=attrs.get(search.USER) or "",
                     method=attrs.get(search.METHOD) or "",
                     currency=attrs.get(search.CURRENCY) or "",
@@ -340,7 +319,9 @@ class PayoutsClient:
     # ------------------------------------------------------------------ internals
 
     def _handle(self, request_id: str) -> WorkflowHandle[Any, Any]:
-        return self.client.get_workflow_handle(workflow_id(validation.request_id(request_id)))
+        return self.client.get_workflow_handle(
+            contract.cashout_id(validation.request_id(request_id))
+        )
 
     async def _signal(
         self,
@@ -364,7 +345,7 @@ class PayoutsClient:
         pause = 0.02
         while True:
             try:
-                answer: Answer | None = await handle.query("answer", ref, result_type=Answer)
+                answer: Answer | None = await handle.query(Query.ANSWER, ref, result_type=Answer)
                 if answer is not None:
                     return answer
             except (RPCError, WorkflowQueryFailedError):
@@ -401,43 +382,3 @@ def _translate(exc: RPCError, request_id: str) -> PayoutError:
     if exc.status == RPCStatusCode.FAILED_PRECONDITION:
         return InvalidState(f"cash-out {request_id!r}: {exc.message}")
     return PayoutError(f"cash-out {request_id!r}: {exc.message}")
-
-
-async def wait_until_ready(
-    converter: DataConverter, within: float = 60.0, **overrides: Any
-) -> Client:
-    """Connect, retrying until the server answers (a dev server takes a moment to start)."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        try:
-            client = await connect(converter, **overrides)
-            await client.workflow_service.get_system_info(GetSystemInfoRequest())
-            return client
-        except (RuntimeError, RPCError):
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.25)
-
-
-async def ensure_search_attributes(client: Client) -> list[str]:
-    """Register our search attributes on a server that lacks them; returns those added."""
-    ops = client.operator_service
-    try:
-        listed = await ops.list_search_attributes(
-            ListSearchAttributesRequest(namespace=client.namespace)
-        )
-        known = set(listed.custom_attributes)
-    except RPCError as exc:  # the time-skipping test server can add but not list
-        if exc.status != RPCStatusCode.UNIMPLEMENTED:
-            raise
-        known = set()
-    missing = {
-        key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
-        for key in search.ALL
-        if key.name not in known
-    }
-    if missing:
-        await ops.add_search_attributes(
-            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
-        )
-    return sorted(missing)

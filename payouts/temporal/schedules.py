@@ -27,6 +27,8 @@ from temporalio.client import (
 
 from payouts.config.settings import Settings
 from payouts.domain.policy import Method, Policy
+from payouts.temporal import contract
+from payouts.temporal.contract import Workflow
 
 
 def schedules(settings: Settings, policy: Policy) -> dict[str, Schedule]:
@@ -36,7 +38,7 @@ def schedules(settings: Settings, policy: Policy) -> dict[str, Schedule]:
     def every(workflow: str, period: timedelta) -> Schedule:
         return Schedule(
             action=ScheduleActionStartWorkflow(
-                workflow, id=f"{workflow}-scheduled", task_queue=settings.task_queue
+                workflow, id=contract.scheduled_id(workflow), task_queue=settings.task_queue
             ),
             spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=period)]),
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
@@ -44,18 +46,20 @@ def schedules(settings: Settings, policy: Policy) -> dict[str, Schedule]:
 
     daily = Schedule(
         action=ScheduleActionStartWorkflow(
-            "ReconcileWorkflow", id="ReconcileWorkflow-scheduled", task_queue=settings.task_queue
+            Workflow.RECONCILE,
+            id=contract.scheduled_id(Workflow.RECONCILE),
+            task_queue=settings.task_queue,
         ),
         spec=ScheduleSpec(cron_expressions=["30 0 * * *"]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
     return {
-        "payouts-bank-batches": every("BankBatchWorkflow", timedelta(minutes=cutoff)),
+        "payouts-bank-batches": every(Workflow.BANK_BATCH, timedelta(minutes=cutoff)),
         "payouts-bank-reports": every(
-            "BankReportsWorkflow", timedelta(seconds=settings.bank_poll_seconds)
+            Workflow.BANK_REPORTS, timedelta(seconds=settings.bank_poll_seconds)
         ),
         "payouts-notifications": every(
-            "NotificationsWorkflow", timedelta(seconds=settings.notify_interval_seconds)
+            Workflow.NOTIFICATIONS, timedelta(seconds=settings.notify_interval_seconds)
         ),
         "payouts-reconcile": daily,
     }

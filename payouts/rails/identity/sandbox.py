@@ -15,7 +15,7 @@ import hashlib
 from datetime import datetime
 from typing import Protocol
 
-from payouts.domain.models import IdentityResult, IdentityStatus
+from payouts.domain.messages import IdentityResult, IdentityStatus
 from payouts.rails.sandbox_db import SandboxDB
 from payouts.store.tables import to_epoch_us
 

@@ -18,10 +18,11 @@ from sqlalchemy.exc import IntegrityError
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from payouts.domain.models import WalletEvent
+from payouts.domain.messages import WalletEvent
 from payouts.security.signing import verify
 from payouts.store.database import Database
 from payouts.store.tables import WebhookEvent, to_epoch_us
+from payouts.temporal.contract import Signal
 
 _EVENT = WebhookEvent.__table__  # type: ignore[attr-defined]
 
@@ -72,7 +73,7 @@ class WebhookReceiver:
             self.duplicates += 1
             return web.json_response({"received": True, "duplicate": True})
         try:
-            await self.client.get_workflow_handle(reference).signal("wallet_event", signal)
+            await self.client.get_workflow_handle(reference).signal(Signal.WALLET_EVENT, signal)
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:  # Temporal unreachable: ask for a retry
                 return web.json_response({"error": "try again"}, status=503)

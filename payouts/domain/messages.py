@@ -1,0 +1,224 @@
+"""What activities take and return, and what the rails tell a cash-out.
+
+Like `payouts.domain.cashout`: frozen pydantic models that validate types only, so that a
+history deserialises the same way on replay.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from payouts.domain.cashout import BankAccount, Destination, Frozen, Stage
+
+# ------------------------------------------------------------------ activities
+
+
+class ReserveInput(Frozen):
+    key: str
+    hold_id: str
+    user_id: str
+    currency: str
+    amount: int
+    daily_amount_limit: int
+    daily_count_limit: int
+
+
+class ReserveResult(Frozen):
+    transaction_id: int
+    available_after: int
+
+
+class IdentityStatus(StrEnum):
+    VERIFIED = "verified"
+    PENDING = "pending"
+    REJECTED = "rejected"
+
+
+class IdentityInput(Frozen):
+    user_id: str
+    checked_at: datetime  # the workflow's clock: sandboxes resolve pending checks against it
+
+
+class IdentityResult(Frozen):
+    status: IdentityStatus
+    tier: int = 0
+    reference: str = ""
+    reason: str = ""
+    legal_name: str | None = None
+
+
+class RiskInput(Frozen):
+    request_id: str
+    user_id: str
+    currency: str
+    amount: int
+    destination: Destination
+    as_of: datetime
+
+
+class RiskResult(Frozen):
+    score: int
+    reasons: tuple[str, ...]
+
+
+class PostInput(Frozen):
+    key: str
+    hold_id: str
+    gross: int
+    fee: int
+
+
+class VoidInput(Frozen):
+    key: str
+    hold_id: str
+    reason: str
+
+
+class NotifyInput(Frozen):
+    event_id: str
+    request_id: str
+    user_id: str
+    stage: Stage
+    at: datetime
+    payload: dict[str, str | int | None]
+
+
+class ReserveAndAssess(Frozen):
+    """One local activity: hold the money, then score the risk (two short DB steps)."""
+
+    reserve: ReserveInput
+    risk: RiskInput
+
+
+class Reserved(Frozen):
+    reserve: ReserveResult
+    risk: RiskResult
+
+
+class BookPayout(Frozen):
+    """One local activity: post the paid cash-out, then record the notification."""
+
+    post: PostInput
+    notify: NotifyInput
+
+
+class ReleaseHold(Frozen):
+    """One local activity: void the hold, then record the notification."""
+
+    void: VoidInput
+    notify: NotifyInput
+
+
+# ------------------------------------------------------------------ rails (issue: real rails)
+
+
+class BankEnqueue(Frozen):
+    workflow_id: str
+    request_id: str
+    user_id: str
+    currency: str
+    amount: int  # net
+    destination: BankAccount
+    at: datetime
+
+
+class BankEvent(Frozen):
+    """What the bank said about one transfer: sent | accepted | rejected | booked | returned."""
+
+    kind: str
+    end_to_end_id: str
+    batch_id: str | None = None
+    code: str = ""
+    reason: str = ""
+
+
+class BankSignal(Frozen):
+    workflow_id: str
+    event: BankEvent
+
+
+class BatchSummary(Frozen):
+    batch_id: str
+    currency: str
+    items: int
+    total: int
+    fee_saved: int
+    file_name: str
+
+
+class BankCycle(Frozen):
+    batches: tuple[BatchSummary, ...] = ()
+    report_files: int = 0
+    items_moved: int = 0
+    signalled: int = 0
+    late: int = 0
+
+
+class WalletPayoutInput(Frozen):
+    key: str
+    reference: str  # the workflow id: how webhooks find their way back
+    wallet_id: str
+    amount: int  # net, micros
+    currency: str
+
+
+class WalletPayout(Frozen):
+    id: str
+    status: str  # pending | completed | failed
+    failure_reason: str | None = None
+    resolved_by_lookup: bool = False
+
+
+class WalletEvent(Frozen):
+    """A verified webhook event from the wallet provider (signal `wallet_event`)."""
+
+    event_id: str
+    type: str
+    payout_id: str
+    status: str
+    failure_reason: str | None = None
+
+
+class GiftCardsInput(Frozen):
+    key: str
+    request_id: str
+    user_id: str
+    currency: str
+    cards: tuple[int, ...]
+    at: datetime
+
+
+class GiftCardsIssued(Frozen):
+    count: int
+    last4: tuple[str, ...]
+
+
+class DeliveryResult(Frozen):
+    delivered: int
+    failed: int
+
+
+class ReconcileInput(Frozen):
+    day: date
+    as_of: datetime
+
+
+class ReconcileResult(Frozen):
+    day: date
+    checked: int
+    mismatches: int
+    report_file: str
+
+
+class ReverseInput(Frozen):
+    key: str
+    hold_id: str
+    reason: str
+
+
+class ReversePayout(Frozen):
+    """One local activity: reverse a returned payout, then record the notification."""
+
+    reverse: ReverseInput
+    notify: NotifyInput
