@@ -25,10 +25,9 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn, TypeVar
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
@@ -36,8 +35,6 @@ with workflow.unsafe.imports_passed_through():
         CANCELLABLE,
         TERMINAL,
         Answer,
-        AuditEntry,
-        BankAccount,
         CancelRequest,
         CashoutInput,
         CashoutResult,
@@ -50,17 +47,14 @@ with workflow.unsafe.imports_passed_through():
     from payouts.domain.messages import (
         BankEvent,
         BookPayout,
-        IdentityInput,
-        IdentityResult,
-        IdentityStatus,
         NotifyInput,
         PostInput,
         ReleaseHold,
         ReserveAndAssess,
-        ReserveInput,
-        RiskInput,
         VoidInput,
         WalletEvent,
+        notify_platform,
+        reserve_and_assess,
     )
     from payouts.domain.money import format_money
     from payouts.domain.policy import Method, TimeoutAction
@@ -70,20 +64,18 @@ with workflow.unsafe.imports_passed_through():
         ReviewOutcome,
         Verdict,
         decide,
-        names_match,
         needs_identity,
     )
-    from payouts.temporal import contract, search
+    from payouts.temporal import contract
     from payouts.temporal.contract import Query, Signal, Step, Update
     from payouts.temporal.interfaces import CashoutSteps
     from workflows import metrics
+    from workflows.cashout_desk import Desk
+    from workflows.cashout_identity import IdentityCheck
     from workflows.cashout_rails import BankRail, GiftCardRail, WalletRail
-    from workflows.steps import local, reason, remote
+    from workflows.steps import Published, local, reason
 
 T = TypeVar("T")
-
-MAX_AUDITED = 500  # decisions written to the audit table per cash-out
-MAX_ANSWERS = 500  # signalled decisions and cancels the `answer` query remembers
 
 
 class _Ended(Exception):
@@ -97,39 +89,30 @@ class CashoutWorkflow:
         self.inp = inp
         self.progress = Progress()
         self.board = ReviewBoard(rules=inp.rules, payee=inp.request.user_id)
-        self.bank, self.wallet, self.gift_cards = (
-            BankRail(self),
-            WalletRail(self),
-            GiftCardRail(self),
-        )
-        self._cancel: CancelRequest | None = None
+        self.identity = IdentityCheck(self)
+        self.bank = BankRail(self)
+        self.wallet = WalletRail(self)
+        self.gift_cards = GiftCardRail(self)
         self._held = False
-        self._identity_pending_noted = False
         self._review_started = workflow.now()
         self._review_waited = False
-        # signals queued for the decider, its answers, and the audit entries it leaves
-        self._signals: list[tuple[str, ReviewDecision | CancelRequest]] = []
-        self._answers: dict[str, Answer] = {}
-        self._audit_pending: list[AuditEntry] = []
-        self._audit_seq = 0
-        self._closing = False  # the pipeline is done: the decider drains and stops
-        self._decided = False  # ... and has: the auditor writes the rest and stops
-        self._published: tuple[Stage, int | None] = (Stage.REQUESTED, None)  # set at start
+        self.desk = Desk(self)
+        self._published = Published(Stage.REQUESTED)  # the client sets it at start
         self.note(requested_note(inp))
 
     # ------------------------------------------------------------------ the diagram
 
     @workflow.run
     async def run(self, inp: CashoutInput) -> CashoutResult:
-        decider = asyncio.ensure_future(self._decider())
-        auditor = asyncio.ensure_future(self._auditor())
+        decider = asyncio.ensure_future(self.desk.decider())
+        auditor = asyncio.ensure_future(self.desk.auditor())
         with contextlib.suppress(_Ended):
             await self._pipeline()
         self._publish()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        self._closing = True
+        self.desk.closing = True
         await decider
-        self._decided = True
+        self.desk.decided = True
         await auditor
         return CashoutResult(
             request_id=inp.request.request_id, stage=self.progress.stage, status=self.status()
@@ -152,7 +135,7 @@ class CashoutWorkflow:
         self.enter(
             Stage.RESERVED, f"held {format_money(q.gross, cur)}; available after: {available}"
         )
-        await self._stop_if_cancelled()
+        await self.stop_if_cancelled()
 
         # RESERVED -> VERIFYING: the risk score (above) and identity when the amount needs it
         risk = reserved.risk
@@ -161,8 +144,8 @@ class CashoutWorkflow:
             f"risk score {risk.score}: {'; '.join(risk.reasons) or 'no risk signals'}",
         )
         if needs_identity(rules, q.gross) or q.method is Method.BANK_TRANSFER:
-            await self._verify_identity()
-        await self._stop_if_cancelled()
+            await self.identity.verify()
+        await self.stop_if_cancelled()
 
         # VERIFYING -> APPROVED | AWAITING_REVIEW | REJECTED: the policy's verdict
         verdict, why, approvals = decide(rules, q.gross, risk.score)
@@ -178,7 +161,7 @@ class CashoutWorkflow:
         )
         auto = verdict is Verdict.AUTO_APPROVE
         self.enter(Stage.APPROVED, self.progress.decision if auto else "approved by review")
-        await self._stop_if_cancelled()
+        await self.stop_if_cancelled()
 
         # DISBURSING -> SENT: from here on the payout is seen through, whatever happens
         self.enter(
@@ -210,74 +193,11 @@ class CashoutWorkflow:
             await self.bank.watch_for_return(timedelta(days=rules.return_window_days))
 
     def _reserve(self) -> ReserveAndAssess:
-        q, req, rules = self.inp.quote, self.inp.request, self.inp.rules
-        return ReserveAndAssess(
-            reserve=ReserveInput(
-                key=self.key(Step.RESERVE),
-                hold_id=self.hold_id(),
-                user_id=req.user_id,
-                currency=q.currency,
-                amount=q.gross,
-                daily_amount_limit=rules.currency_rules.daily_amount_limit,
-                daily_count_limit=rules.daily_count,
-            ),
-            risk=RiskInput(
-                request_id=req.request_id,
-                user_id=req.user_id,
-                currency=q.currency,
-                amount=q.gross,
-                destination=req.destination,
-                as_of=workflow.now(),
-            ),
+        return reserve_and_assess(
+            self.inp, key=self.key(Step.RESERVE), hold_id=self.hold_id(), at=workflow.now()
         )
 
     # ------------------------------------------------------------------ verify and review
-
-    async def _verify_identity(self) -> None:
-        rules = self.inp.rules.identity
-        give_up = workflow.now() + timedelta(hours=rules.pending_timeout_hours)
-        while True:
-            try:
-                result = await self.step(
-                    lambda: remote(CashoutSteps.verify_identity, self._check())
-                )
-            except FailureError as err:
-                await self.end(Stage.FAILED, f"identity check failed: {reason(err)}")
-            self.progress.identity = result
-            if result.status is IdentityStatus.VERIFIED:
-                self.note(f"identity verified (tier {result.tier})")
-                await self._check_holder(result)
-                return
-            if result.status is IdentityStatus.REJECTED:
-                await self.end(Stage.REJECTED, f"identity rejected: {result.reason}")
-            await self._stop_if_cancelled()
-            if workflow.now() >= give_up:
-                hours = rules.pending_timeout_hours
-                await self.end(Stage.FAILED, f"identity still pending after {hours} hours")
-            if not self._identity_pending_noted:
-                self._identity_pending_noted = True
-                every = f"checking every {rules.poll_minutes} minutes"
-                self.note(f"identity pending: {result.reason}; {every}")
-            await self._wait_unless_cancelled(timedelta(minutes=rules.poll_minutes))
-
-    def _check(self) -> IdentityInput:
-        return IdentityInput(user_id=self.inp.request.user_id, checked_at=workflow.now())
-
-    async def _check_holder(self, identity: IdentityResult) -> None:
-        """A bank account must be in the verified person's name (case, accents and word
-        order aside). Names stay out of the timeline: it says only whether they match."""
-        dest = self.inp.request.destination
-        if not isinstance(dest, BankAccount):
-            return
-        if identity.legal_name is None:
-            self.note("the identity provider has no legal name on record: holder not compared")
-        elif names_match(dest.holder_name, identity.legal_name):
-            self.note("account holder's name matches the verified identity")
-        else:
-            await self.end(
-                Stage.REJECTED,
-                "the bank account holder's name does not match the verified identity",
-            )
 
     async def _await_review(self, why: str, approvals: int) -> None:
         review = self.inp.rules.review
@@ -290,7 +210,7 @@ class CashoutWorkflow:
         try:
             await self.step(
                 lambda: workflow.wait_condition(
-                    lambda: self.board.outcome is not None or self._cancel is not None,
+                    lambda: self.board.outcome is not None or self.desk.cancel is not None,
                     timeout=timeout,
                 )
             )
@@ -302,7 +222,7 @@ class CashoutWorkflow:
                     Stage.REJECTED, f"no decision within {hours} hours: rejected by policy"
                 )
             self.note(f"no decision within {hours} hours: approved by policy")
-        await self._stop_if_cancelled()
+        await self.stop_if_cancelled()
         if self.board.outcome is ReviewOutcome.REJECTED:
             await self.end(Stage.REJECTED, self.board.rejection)
 
@@ -330,43 +250,30 @@ class CashoutWorkflow:
         raise _Ended
 
     def notification(self, stage: Stage, outcome: str) -> NotifyInput:
-        q, req = self.inp.quote, self.inp.request
-        return NotifyInput(
-            event_id=contract.notification_id(workflow.info().workflow_id, stage.value),
-            request_id=req.request_id,
-            user_id=req.user_id,
-            stage=stage,
-            at=workflow.now(),
-            payload={
-                "request_id": req.request_id,
-                "user_id": req.user_id,
-                "stage": stage.value,
-                "currency": q.currency,
-                "gross": q.gross,
-                "fee": q.fee,
-                "net": q.net,
-                "outcome": outcome,
-                "rail_reference": self.progress.rail_ref,
-            },
+        event_id = contract.notification_id(workflow.info().workflow_id, stage.value)
+        return notify_platform(
+            self.inp, stage, outcome, self.progress.rail_ref, event_id, workflow.now()
         )
 
-    async def _stop_if_cancelled(self) -> None:
+    async def stop_if_cancelled(self) -> None:
         """End as CANCELLED if a cancel was accepted (the payee's, or a Temporal cancel)."""
-        if self._cancel is not None:
-            c = self._cancel
+        if self.desk.cancel is not None:
+            c = self.desk.cancel
             await self.end(
                 Stage.CANCELLED,
                 f"cancelled by {c.requested_by}" + (f": {c.reason}" if c.reason else ""),
             )
 
-    async def _wait_unless_cancelled(self, duration: timedelta) -> None:
+    async def wait_unless_cancelled(self, duration: timedelta) -> None:
         try:
             await self.step(
-                lambda: workflow.wait_condition(lambda: self._cancel is not None, timeout=duration)
+                lambda: workflow.wait_condition(
+                    lambda: self.desk.cancel is not None, timeout=duration
+                )
             )
         except TimeoutError:
             return
-        await self._stop_if_cancelled()
+        await self.stop_if_cancelled()
 
     # ------------------------------------------------------------------ steps and state
 
@@ -389,8 +296,8 @@ class CashoutWorkflow:
                 return await asyncio.shield(task)
             except asyncio.CancelledError:
                 if self.progress.stage in CANCELLABLE:
-                    if self._cancel is None:
-                        self._cancel = CancelRequest(
+                    if self.desk.cancel is None:
+                        self.desk.cancel = CancelRequest(
                             requested_by="operator", reason="workflow cancelled in Temporal"
                         )
                         self.note("workflow cancellation received: stopping after this step")
@@ -399,17 +306,7 @@ class CashoutWorkflow:
 
     def _publish(self) -> None:
         """Upsert the stage (and risk score) if they changed since the last upsert."""
-        stage, risk = self.progress.stage, self.progress.risk
-        score = risk.score if risk is not None else None
-        published_stage, published_score = self._published
-        updates: list[SearchAttributeUpdate[Any]] = []
-        if stage != published_stage:
-            updates.append(search.STAGE.value_set(stage.value))
-        if score is not None and score != published_score:
-            updates.append(search.RISK.value_set(score))
-        if updates:
-            workflow.upsert_search_attributes(updates)
-            self._published = (stage, score if score is not None else published_score)
+        self._published.publish(self.progress.stage, self.progress.risk)
 
     def key(self, step: str) -> str:
         return contract.step_key(workflow.info().workflow_id, step)
@@ -438,27 +335,27 @@ class CashoutWorkflow:
     @workflow.query(name=Query.ANSWER)
     def answer(self, ref: str) -> Answer | None:
         """The answer to a signalled decision or cancel, once the workflow has taken it."""
-        return self._answers.get(ref)
+        return self.desk.answers.get(ref)
 
     # ------------------------------------------------------------------ reviews and cancels
 
     @workflow.signal(name=Signal.APPROVE)
     def approve(self, decision: ReviewDecision) -> None:
-        self._signals.append((Signal.APPROVE, decision))
+        self.desk.queue(Signal.APPROVE, decision)
 
     @workflow.signal(name=Signal.REJECT)
     def reject(self, decision: ReviewDecision) -> None:
-        self._signals.append((Signal.REJECT, decision))
+        self.desk.queue(Signal.REJECT, decision)
 
     @workflow.signal(name=Signal.CANCEL)
     def cancel_signal(self, request: CancelRequest) -> None:
-        self._signals.append((Signal.CANCEL, request))
+        self.desk.queue(Signal.CANCEL, request)
 
     @workflow.update(name=Update.REVIEW)
     def review(self, request: ReviewRequest) -> CashoutStatus:
         """For `temporal workflow update execute` and other SDKs' clients; ours signals with a
         `ref` and reads the `answer` query instead (docs/design.md)."""
-        why = self._review(
+        why = self.desk.review(
             request.reviewer, request.decision, request.reason, "update", request.client
         )
         if why is not None:
@@ -467,97 +364,11 @@ class CashoutWorkflow:
 
     @workflow.update(name=Update.CANCEL)
     async def cancel_update(self, request: CancelRequest) -> CashoutStatus:
-        why = self._request_cancel(request)
+        why = self.desk.request_cancel(request)
         if why is not None:
             raise ApplicationError(why, type="cancel_refused", non_retryable=True)
         await workflow.wait_condition(lambda: self.progress.stage in TERMINAL)
         return self.status()
-
-    async def _decider(self) -> None:
-        """Applies signalled decisions and cancels, in the order they came, until the
-        cash-out closes.
-
-        The handlers only queue them. A signal that reaches a worker in the same workflow
-        task as an activity result is not always delivered in the same activation as that
-        result (a worker that answered a query, or took over from a killed one, can see them
-        apart; a replay sees them together, and the SDK runs signal handlers first). Applied
-        here, after the main coroutine has reacted to everything else in the activation, a
-        decision meets the same state both ways, so the workflow replays as it ran."""
-        while True:
-            await workflow.wait_condition(lambda: bool(self._signals) or self._closing)
-            if not self._signals:
-                return
-            batch, self._signals = self._signals, []
-            for kind, signal in batch:
-                if signal.ref and signal.ref in self._answers:
-                    continue  # the client re-sent it
-                if isinstance(signal, CancelRequest):
-                    why = self._request_cancel(signal)
-                else:
-                    why = self._review(
-                        signal.reviewer, kind, signal.reason, "signal", signal.client
-                    )
-                if signal.ref and len(self._answers) < MAX_ANSWERS:
-                    self._answers[signal.ref[:64]] = Answer(accepted=why is None, refusal=why or "")
-
-    def _review(self, reviewer: str, decision: str, why: str, via: str, client: str) -> str | None:
-        """One reviewer decision, by signal or update alike: the board rules on it, the
-        timeline and the audit trail record it. Returns why it was refused, or None."""
-        ruling = self.board.decide(
-            reviewer=reviewer,
-            decision=decision,
-            reason=why,
-            via=via,
-            client=client,
-            at=workflow.now(),
-            awaiting_review=self.progress.stage is Stage.AWAITING_REVIEW,
-        )
-        self._audit_seq += 1
-        if self._audit_seq <= MAX_AUDITED:
-            self._audit_pending.append(
-                AuditEntry(
-                    workflow_id=workflow.info().workflow_id,
-                    request_id=self.inp.request.request_id,
-                    seq=self._audit_seq,
-                    record=ruling.record,
-                )
-            )
-        if ruling.note is not None:
-            self.note(ruling.note)
-        if ruling.accepted:
-            workflow.set_current_details(details(self.inp, self.progress, self.board))
-        return ruling.refusal
-
-    async def _auditor(self) -> None:
-        """Writes the audit trail as decisions come in, until the cash-out closes.
-
-        Handlers only queue entries: an activity awaited inside an update handler would race
-        the main coroutine, and on replay the update's answer could land before commands it
-        followed the first time (a non-determinism error, seen in the chaos run)."""
-        while True:
-            await workflow.wait_condition(lambda: bool(self._audit_pending) or self._decided)
-            if not self._audit_pending:
-                return
-            batch, self._audit_pending = self._audit_pending, []
-            await local(CashoutSteps.record_review_audit, batch)
-
-    def _request_cancel(self, request: CancelRequest) -> str | None:
-        why = self._cancel_refusal(request)
-        if why is not None:
-            self.note(f"refused cancel from {request.requested_by[:64]!r}: {why}")
-            return why
-        if self._cancel is None:
-            self._cancel = request
-            self.note(f"cancel requested by {request.requested_by}")
-        return None
-
-    def _cancel_refusal(self, request: CancelRequest) -> str | None:
-        by = request.requested_by
-        if by != self.inp.request.user_id and by not in self.inp.rules.reviewers:
-            return f"{by!r} is neither the payee nor a registered reviewer"
-        if self.progress.stage not in CANCELLABLE:
-            return f"too late to cancel: the cash-out is {self.progress.stage.value}"
-        return None
 
     # ------------------------------------------------------------------ the rails' answers
 

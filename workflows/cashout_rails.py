@@ -11,19 +11,17 @@ and returns once the rail has paid, or ends the cash-out when the rail refuses.
 - Gift cards: issue the cards; their codes never enter the history.
 """
 
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import NoReturn, Protocol, TypeVar
+from typing import TypeVar
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from payouts.domain.cashout import BankAccount, CashoutInput, Stage, WalletAccount, mask
+    from payouts.domain.cashout import BankAccount, Stage, WalletAccount, mask
     from payouts.domain.messages import (
         BankEnqueue,
         BankEvent,
         GiftCardsInput,
-        NotifyInput,
         ReverseInput,
         ReversePayout,
         WalletEvent,
@@ -31,35 +29,13 @@ with workflow.unsafe.imports_passed_through():
         WalletPayoutInput,
     )
     from payouts.domain.money import format_money
-    from payouts.domain.progress import Progress
     from payouts.temporal.contract import Step
     from payouts.temporal.interfaces import CashoutSteps
-    from workflows.steps import local, remote
+    from workflows.steps import Run, local, remote
 
 T = TypeVar("T")
 
 WALLET_PATIENCE = timedelta(minutes=2)  # wait this long for a webhook before asking
-
-
-class Run(Protocol):
-    """What a rail needs from the cash-out it pays."""
-
-    inp: CashoutInput
-    progress: Progress
-
-    def step(self, make: Callable[[], Awaitable[T]], *, local: bool = False) -> Awaitable[T]: ...
-
-    def enter(self, stage: Stage, note: str) -> None: ...
-
-    def note(self, text: str) -> None: ...
-
-    def key(self, step: str) -> str: ...
-
-    def hold_id(self) -> str: ...
-
-    def notification(self, stage: Stage, outcome: str) -> NotifyInput: ...
-
-    async def end(self, stage: Stage, note: str) -> NoReturn: ...
 
 
 class BankRail:

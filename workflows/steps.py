@@ -8,17 +8,22 @@ seconds and another one picks it up.
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from payouts.domain.cashout import CashoutInput, Stage
+    from payouts.domain.messages import NotifyInput, RiskResult
+    from payouts.domain.progress import Progress
+    from payouts.temporal import search
     from payouts.temporal.interfaces import CashoutSteps
 
 P = TypeVar("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 LOCAL_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
@@ -53,3 +58,48 @@ def reason(err: FailureError) -> str:
     while getattr(inner, "cause", None) is not None:
         inner = getattr(inner, "cause")  # noqa: B009
     return str(getattr(inner, "message", inner))
+
+
+class Run(Protocol):
+    """What the parts of a cash-out (identity, rails) need from the workflow that runs them."""
+
+    inp: CashoutInput
+    progress: Progress
+
+    def step(self, make: Callable[[], Awaitable[T]], *, local: bool = False) -> Awaitable[T]: ...
+
+    def enter(self, stage: Stage, note: str) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+    def key(self, step: str) -> str: ...
+
+    def hold_id(self) -> str: ...
+
+    def notification(self, stage: Stage, outcome: str) -> NotifyInput: ...
+
+    async def end(self, stage: Stage, note: str) -> NoReturn: ...
+
+    async def stop_if_cancelled(self) -> None: ...
+
+    async def wait_unless_cancelled(self, duration: timedelta) -> None: ...
+
+
+class Published:
+    """What the search attributes say, so that only changes are upserted (each upsert is
+    a history event and a visibility write)."""
+
+    def __init__(self, stage: Stage) -> None:
+        self.stage = stage
+        self.score: int | None = None
+
+    def publish(self, stage: Stage, risk: RiskResult | None) -> None:
+        updates: list[SearchAttributeUpdate[Any]] = []
+        if stage != self.stage:
+            updates.append(search.STAGE.value_set(stage.value))
+            self.stage = stage
+        if risk is not None and risk.score != self.score:
+            updates.append(search.RISK.value_set(risk.score))
+            self.score = risk.score
+        if updates:
+            workflow.upsert_search_attributes(updates)

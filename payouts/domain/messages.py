@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from payouts.domain.cashout import BankAccount, Destination, Frozen, Stage
+from payouts.domain.cashout import BankAccount, CashoutInput, Destination, Frozen, Stage
 
 # ------------------------------------------------------------------ activities
 
@@ -222,3 +222,62 @@ class ReversePayout(Frozen):
 
     reverse: ReverseInput
     notify: NotifyInput
+
+
+# ------------------------------------------------------------------ builders
+
+
+def reserve_and_assess(
+    inp: CashoutInput, *, key: str, hold_id: str, at: datetime
+) -> ReserveAndAssess:
+    """The first step of a cash-out: hold its gross under the daily limits, score its risk."""
+    q, req, rules = inp.quote, inp.request, inp.rules
+    return ReserveAndAssess(
+        reserve=ReserveInput(
+            key=key,
+            hold_id=hold_id,
+            user_id=req.user_id,
+            currency=q.currency,
+            amount=q.gross,
+            daily_amount_limit=rules.currency_rules.daily_amount_limit,
+            daily_count_limit=rules.daily_count,
+        ),
+        risk=RiskInput(
+            request_id=req.request_id,
+            user_id=req.user_id,
+            currency=q.currency,
+            amount=q.gross,
+            destination=req.destination,
+            as_of=at,
+        ),
+    )
+
+
+def notify_platform(
+    inp: CashoutInput,
+    stage: Stage,
+    outcome: str,
+    rail_reference: str | None,
+    event_id: str,
+    at: datetime,
+) -> NotifyInput:
+    """What the platform hears when a cash-out reaches `stage`."""
+    q, req = inp.quote, inp.request
+    return NotifyInput(
+        event_id=event_id,
+        request_id=req.request_id,
+        user_id=req.user_id,
+        stage=stage,
+        at=at,
+        payload={
+            "request_id": req.request_id,
+            "user_id": req.user_id,
+            "stage": stage.value,
+            "currency": q.currency,
+            "gross": q.gross,
+            "fee": q.fee,
+            "net": q.net,
+            "outcome": outcome,
+            "rail_reference": rail_reference,
+        },
+    )
