@@ -14,7 +14,7 @@ from temporalio import activity
 from activities.cashout import domain_errors
 from payouts.domain.messages import BankCycle, BankEvent, BankSignal, BatchSummary
 from payouts.domain.policy import Method, Policy
-from payouts.ledger.ledger import Ledger
+from payouts.ledger import Ledger
 from payouts.rails.bank import book
 from payouts.rails.bank.iso20022 import (
     Batch,

@@ -39,7 +39,7 @@ from payouts.domain.messages import (
     WalletPayoutInput,
 )
 from payouts.errors import PayoutError, RailRetryAfter, RailTimeout
-from payouts.ledger.ledger import Ledger
+from payouts.ledger import Ledger
 from payouts.rails.bank import book
 from payouts.rails.giftcards import codes as giftcards
 from payouts.rails.giftcards.sandbox import SandboxGiftCards

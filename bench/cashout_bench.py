@@ -36,7 +36,7 @@ from payouts.config.settings import Settings
 from payouts.devstack.devserver import DevServer, free_port
 from payouts.devstack.stack import resolve_ports, sidecars
 from payouts.domain.cashout import Stage
-from payouts.ledger.ledger import EarningRow
+from payouts.ledger import EarningRow
 from payouts.store.tables import to_epoch_us
 from payouts.temporal.client import PayoutsClient
 from payouts.temporal.connection import wait_until_ready

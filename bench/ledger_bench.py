@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import SQLModel
 
 from bench.common import fresh_database, median, percentile, table, timed
-from payouts.ledger.ledger import EarningRow, Ledger
+from payouts.ledger import EarningRow, Ledger
 from payouts.store.database import Database
 from payouts.store.tables import to_epoch_us
 

@@ -37,8 +37,8 @@ from payouts.domain.fees import quote as make_quote
 from payouts.domain.money import format_micros, format_money, get_currency, parse_micros
 from payouts.domain.policy import Policy
 from payouts.errors import InvalidInput, PayoutError
+from payouts.ledger import Ledger
 from payouts.ledger.ingest import ingest_file
-from payouts.ledger.ledger import Ledger
 from payouts.store.database import Database
 from payouts.temporal import contract
 from payouts.temporal.client import PayoutsClient, PendingReview, Ticket

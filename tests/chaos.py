@@ -39,7 +39,7 @@ from payouts.devstack.devserver import DevServer, free_port
 from payouts.devstack.stack import Sidecars, resolve_ports, sidecars
 from payouts.domain.cashout import TERMINAL, CashoutStatus, Stage
 from payouts.errors import PayoutError
-from payouts.ledger.ledger import EarningRow
+from payouts.ledger import EarningRow
 from payouts.store.tables import to_epoch_us
 from payouts.temporal import contract, search
 from payouts.temporal.client import PayoutsClient

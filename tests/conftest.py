@@ -23,7 +23,7 @@ from payouts.config.policy_file import load_policy
 from payouts.config.settings import Settings
 from payouts.devstack import devserver
 from payouts.domain.policy import Policy
-from payouts.ledger.ledger import Ledger
+from payouts.ledger import Ledger
 from payouts.store.database import Database
 from payouts.temporal import search
 from payouts.temporal.connection import ensure_search_attributes

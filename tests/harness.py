@@ -18,7 +18,7 @@ from payouts.config.settings import Settings
 from payouts.devstack.stack import Sidecars, resolve_ports, sidecars
 from payouts.domain.cashout import CashoutResult, CashoutStatus, Stage
 from payouts.domain.money import parse_micros
-from payouts.ledger.ledger import EarningRow
+from payouts.ledger import EarningRow
 from payouts.rails.platform.sandbox import PlatformSandbox
 from payouts.rails.wallet.sandbox import WalletSandbox
 from payouts.store.tables import to_epoch_us

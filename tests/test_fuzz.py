@@ -24,8 +24,8 @@ from payouts.domain.money import CURRENCIES, INT64_MAX
 from payouts.domain.policy import Policy
 from payouts.domain.requests import build_input
 from payouts.errors import IngestRefused, PayoutError
+from payouts.ledger import Ledger
 from payouts.ledger.ingest import ingest_file
-from payouts.ledger.ledger import Ledger
 
 TRIED: Counter[str] = Counter()
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)

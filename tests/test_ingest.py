@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from payouts.errors import IngestRefused
+from payouts.ledger import Ledger
 from payouts.ledger.ingest import ingest_file
-from payouts.ledger.ledger import Ledger
 
 
 def write(path: Path, text: str) -> Path:

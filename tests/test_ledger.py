@@ -19,7 +19,7 @@ from payouts.errors import (
     LimitExceeded,
     NotFound,
 )
-from payouts.ledger.ledger import EarningRow, HoldStatus, Ledger
+from payouts.ledger import EarningRow, HoldStatus, Ledger
 from payouts.store.tables import to_epoch_us
 from tests.conftest import FakeClock
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
 from payouts.errors import InsufficientFunds, InvalidState
-from payouts.ledger.ledger import EarningRow, Ledger
+from payouts.ledger import EarningRow, Ledger
 from payouts.store.database import Database
 from payouts.store.tables import to_epoch_us
 from tests.conftest import PG_URL, FakeClock, require_postgres

@@ -22,7 +22,7 @@ from activities.cashout import CashoutActivities
 from activities.ops import OpsActivities
 from payouts.config.settings import Settings
 from payouts.domain.policy import Policy
-from payouts.ledger.ledger import Ledger
+from payouts.ledger import Ledger
 from payouts.rails.bank.iso20022 import Party
 from payouts.rails.bank.sandbox import BankTiming, SandboxBank
 from payouts.rails.giftcards.sandbox import SandboxGiftCards

@@ -16,7 +16,7 @@ from schwifty import IBAN
 
 from payouts.domain.messages import IdentityStatus
 from payouts.domain.money import format_money, parse_micros
-from payouts.ledger.ledger import EarningRow, Ledger
+from payouts.ledger import EarningRow, Ledger
 from payouts.rails.identity.sandbox import SandboxIdentity
 from payouts.store.tables import to_epoch_us
 from payouts.temporal.client import PayoutsClient, Ticket

@@ -28,7 +28,7 @@ from typing import IO, Any
 from payouts.domain import validation
 from payouts.domain.money import CURRENCIES, parse_micros
 from payouts.errors import IdempotencyConflict, IngestRefused, InvalidInput, PayoutError
-from payouts.ledger.ledger import IN_BATCH_CONFLICT, CreditSummary, EarningRow, Ledger
+from payouts.ledger import IN_BATCH_CONFLICT, CreditSummary, EarningRow, Ledger
 from payouts.store.tables import to_epoch_us
 
 COLUMNS = ("event_id", "user_id", "amount", "currency", "earned_at")

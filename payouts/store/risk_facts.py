@@ -14,8 +14,9 @@ from sqlalchemy import Connection, func, select
 
 from payouts.domain.cashout import BankAccount, Destination, WalletAccount
 from payouts.domain.risk import RiskFacts
-from payouts.ledger.ledger import HoldStatus
+from payouts.ledger import HoldStatus
 from payouts.store.database import Database
+from payouts.store.dialect import Dialect
 from payouts.store.tables import Earning, Hold, PayoutDestination, to_epoch_us
 
 _EARN = Earning.__table__  # type: ignore[attr-defined]
@@ -46,7 +47,7 @@ def gather(
     """Read the facts and record this destination's use, in one write transaction."""
     with db.write_connection() as conn:
         facts = _read(conn, user_id, currency, amount, fingerprint, hold_id, as_of)
-        _record_destination(conn, db.is_sqlite, user_id, fingerprint, as_of)
+        _record_destination(conn, db.dialect, user_id, fingerprint, as_of)
     return facts
 
 
@@ -125,18 +126,15 @@ def _read(
 
 
 def _record_destination(
-    conn: Connection, is_sqlite: bool, user_id: str, fingerprint: str, as_of: datetime
+    conn: Connection, dialect: Dialect, user_id: str, fingerprint: str, as_of: datetime
 ) -> None:
-    if is_sqlite:
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
     when = to_epoch_us(as_of)
-    stmt = insert(_DEST).values(
-        user_id=user_id, fingerprint=fingerprint, first_used_at=when, last_used_at=when
-    )
+    row = {"user_id": user_id, "fingerprint": fingerprint, "first_used_at": when}
     conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["user_id", "fingerprint"], set_={"last_used_at": when}
+        dialect.upsert(
+            _DEST,
+            {**row, "last_used_at": when},
+            ["user_id", "fingerprint"],
+            {"last_used_at": when},
         )
     )

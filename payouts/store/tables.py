@@ -1,5 +1,9 @@
 """SQLModel tables of the ledger. Rows never cross Temporal; workflows never import this.
 
+These models and the Alembic revisions in `store/migrations` describe the same schema; a
+test upgrades an empty database and compares it with these models. A change here comes
+with a new revision.
+
 Times are stored as integer microseconds since the Unix epoch (`EpochMicros`): the same
 representation on SQLite and PostgreSQL, cheap to compare, and writable by the bulk paths
 (executemany, COPY) without a driver-specific datetime format.
@@ -141,13 +145,6 @@ class Hold(SQLModel, table=True):
     created_at: datetime = _when()
     updated_at: datetime = _when()
     reason: str | None = Field(default=None, max_length=500)
-
-
-class SchemaVersion(SQLModel, table=True):
-    __tablename__ = "schema_version"
-
-    id: int = Field(default=1, primary_key=True)
-    version: int
 
 
 class PayoutDestination(SQLModel, table=True):

@@ -211,7 +211,7 @@ def apply_report(db: Database, *, name: str, report: Report, at: datetime) -> in
         # Claim the file name first: a second run applying the same file at the same time
         # waits here for the first to commit, then skips it.
         claimed = conn.execute(
-            db.insert_new(_FILE).values(
+            db.dialect.insert_new(_FILE).values(
                 name=name,
                 kind=report.kind,
                 message_id=report.message_id[:35],
