@@ -20,6 +20,7 @@ from payouts.config.settings import Settings
 from payouts.domain.money import parse_micros
 from payouts.errors import PayoutError
 from payouts.temporal.client import PayoutsClient
+from payouts.temporal.codec import converter_for
 
 
 async def start(args: argparse.Namespace) -> dict[str, object]:
@@ -27,7 +28,7 @@ async def start(args: argparse.Namespace) -> dict[str, object]:
     client = await PayoutsClient.connect(
         policy=settings.load_policy(),
         task_queue=settings.task_queue,
-        converter=settings.data_converter(),
+        converter=converter_for(settings),
     )
     ticket = await client.request_cashout(
         request_id=args.request_id or uuid.uuid4().hex[:16],

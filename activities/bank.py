@@ -21,10 +21,10 @@ from payouts.rails.bank.iso20022 import (
     CreditTransfer,
     Party,
     build_pain001,
-    parse_report,
     validate_pain001,
 )
-from payouts.rails.bank.sandbox import SandboxBank
+from payouts.rails.bank.port import Bank
+from payouts.rails.bank.reports import parse_report
 from payouts.store import outbox
 from payouts.temporal import contract
 from payouts.temporal.contract import Activity as A
@@ -41,7 +41,7 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 class BankActivities(BankSteps):
     def __init__(
-        self, *, ledger: Ledger, policy: Policy, bank: SandboxBank, files_dir: Path, debtor: Party
+        self, *, ledger: Ledger, policy: Policy, bank: Bank, files_dir: Path, debtor: Party
     ) -> None:
         self.ledger = ledger
         self.policy = policy

@@ -40,14 +40,14 @@ from payouts.domain.messages import (
 )
 from payouts.errors import PayoutError, RailRetryAfter, RailTimeout
 from payouts.ledger import Ledger
+from payouts.ledger import risk_facts as facts
 from payouts.rails.bank import book
 from payouts.rails.giftcards import codes as giftcards
-from payouts.rails.giftcards.sandbox import SandboxGiftCards
-from payouts.rails.identity.sandbox import IdentityProvider
-from payouts.rails.wallet.client import WalletClient, WalletPayoutRecord
+from payouts.rails.giftcards.port import GiftCardProvider
+from payouts.rails.identity.port import IdentityProvider
+from payouts.rails.wallet.port import WalletPayoutRecord, WalletProvider
 from payouts.security.vault import Vault
 from payouts.store import audit, outbox
-from payouts.store import risk_facts as facts
 from payouts.temporal import contract
 from payouts.temporal.contract import Activity as A
 from payouts.temporal.interfaces import CashoutSteps
@@ -120,8 +120,8 @@ class CashoutActivities(CashoutSteps):
         *,
         ledger: Ledger,
         identity: IdentityProvider,
-        wallet: WalletClient,
-        gift_cards: SandboxGiftCards,
+        wallet: WalletProvider,
+        gift_cards: GiftCardProvider,
         vault: Vault,
         fingerprint_key: bytes,
     ) -> None:

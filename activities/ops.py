@@ -5,20 +5,21 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from temporalio import activity
 
 from activities.bank import write_atomically
 from activities.cashout import async_domain_errors, heartbeating
-from payouts.config.settings import Settings
 from payouts.domain.messages import DeliveryResult, ReconcileInput, ReconcileResult
 from payouts.ops import reconcile
 from payouts.rails.bank import book
-from payouts.rails.bank.sandbox import SandboxBank
-from payouts.rails.giftcards.sandbox import SandboxGiftCards
+from payouts.rails.bank.port import Bank
+from payouts.rails.giftcards.port import GiftCardProvider
 from payouts.rails.platform import notify
-from payouts.rails.wallet.client import WalletClient
+from payouts.rails.platform.port import PlatformEndpoint
+from payouts.rails.wallet.port import WalletProvider
 from payouts.store.database import Database
 from payouts.temporal.contract import Activity as A
 from payouts.temporal.interfaces import OpsSteps
@@ -29,35 +30,36 @@ class OpsActivities(OpsSteps):
         self,
         *,
         db: Database,
-        settings: Settings,
-        wallet: WalletClient,
-        gift_cards: SandboxGiftCards,
-        bank: SandboxBank,
+        platform: PlatformEndpoint | None,
+        wallet: WalletProvider,
+        gift_cards: GiftCardProvider,
+        bank: Bank,
+        bank_outbound: Path,
+        reports_dir: Path,
+        held_too_long_hours: int,
     ) -> None:
         self.db = db
-        self.settings = settings
+        self.platform = platform
         self.wallet = wallet
         self.gift_cards = gift_cards
         self.bank = bank
+        self.bank_outbound = bank_outbound
+        self.reports_dir = reports_dir
+        self.held_too_long_hours = held_too_long_hours
 
     @activity.defn(name=A.DELIVER_NOTIFICATIONS)
     @async_domain_errors
     async def deliver_notifications(self, as_of: datetime) -> DeliveryResult:
-        url = self.settings.platform_webhook_url
-        if not url:
+        if self.platform is None:
             return DeliveryResult(delivered=0, failed=0)
-        done = await heartbeating(
-            notify.deliver_due(
-                self.db, url=url, secret=self.settings.platform_webhook_secret, as_of=as_of
-            )
-        )
+        done = await heartbeating(notify.deliver_due(self.db, self.platform, as_of=as_of))
         return DeliveryResult(delivered=done.delivered, failed=done.failed)
 
     @activity.defn(name=A.RECONCILE_DAY)
     @async_domain_errors
     async def reconcile_day(self, inp: ReconcileInput) -> ReconcileResult:
         report = await heartbeating(self.run(inp.day, inp.as_of))
-        path = self.settings.reports_dir / f"reconcile-{inp.day.isoformat()}.json"
+        path = self.reports_dir / f"reconcile-{inp.day.isoformat()}.json"
         write_atomically(path, json.dumps(report.as_dict(), indent=2).encode())
         return ReconcileResult(
             day=inp.day,
@@ -83,7 +85,7 @@ class OpsActivities(OpsSteps):
                 self.db, day=datetime.combine(day, datetime.min.time(), tzinfo=as_of.tzinfo)
             )
         ]
-        files = reconcile.bank_files(self.settings.bank_dir / "outbound", names)
+        files = reconcile.bank_files(self.bank_outbound, names)
         view = reconcile.RailView(
             wallet=wallet, gift_cards=cards, bank=self.bank.statement(), files=files
         )
@@ -92,7 +94,7 @@ class OpsActivities(OpsSteps):
             view,
             day=day,
             as_of=as_of,
-            held_too_long_hours=self.settings.held_too_long_hours,
+            held_too_long_hours=self.held_too_long_hours,
         )
 
     def all(self) -> list[Callable[..., Any]]:

@@ -33,13 +33,15 @@ from temporalio.worker import Worker
 from bench.common import percentile, table
 from bench.floor import FloorWorkflow, noop
 from payouts.config.settings import Settings
-from payouts.devstack.devserver import DevServer, free_port
+from payouts.devstack.devserver import DevServer
 from payouts.devstack.stack import resolve_ports, sidecars
 from payouts.domain.cashout import Stage
 from payouts.ledger import EarningRow
 from payouts.store.tables import to_epoch_us
 from payouts.temporal.client import PayoutsClient
+from payouts.temporal.codec import converter_for
 from payouts.temporal.connection import wait_until_ready
+from payouts.web import free_port
 
 PIPELINE_STEPS = 7
 REPO = Path(__file__).resolve().parent.parent
@@ -100,7 +102,7 @@ async def run_bench(serial: int = 60, load: int = 400, in_flight: int = 40) -> s
         server = DevServer(port=port, ui_port=None, db_file=data / "temporal.sqlite3")
         server.start()
         try:
-            client = await wait_until_ready(Settings().data_converter(), target_host=server.address)
+            client = await wait_until_ready(converter_for(Settings()), target_host=server.address)
             return await _measure(client, Stack, data, serial, load, in_flight)
         finally:
             server.stop()

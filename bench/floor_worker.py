@@ -14,11 +14,12 @@ from temporalio.worker import Worker
 
 from bench.floor import FloorWorkflow, noop
 from payouts.config.settings import Settings
+from payouts.temporal.codec import converter_for
 
 
 async def serve(queue: str) -> None:
     client = await Client.connect(
-        os.environ["TEMPORAL_ADDRESS"], data_converter=Settings().data_converter()
+        os.environ["TEMPORAL_ADDRESS"], data_converter=converter_for(Settings())
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,10 +1,12 @@
-"""Serving a small aiohttp application on a local port (sandboxes, webhook receivers)."""
+"""Serving small aiohttp applications on local ports (sandboxes, webhook ingress, codec
+server), and finding free ports for them."""
 
 from __future__ import annotations
 
-from aiohttp import web
+import contextlib
+import socket
 
-from payouts.devstack.devserver import free_port
+from aiohttp import web
 
 
 async def serve(
@@ -16,3 +18,15 @@ async def serve(
     port = port or free_port()
     await web.TCPSite(runner, host, port).start()
     return runner, f"http://{host}:{port}"
+
+
+def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
+        return True
+    return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

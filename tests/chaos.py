@@ -35,7 +35,7 @@ from temporalio.service import RPCError
 
 from payouts.config.settings import Settings
 from payouts.devstack.demo import sandbox_iban
-from payouts.devstack.devserver import DevServer, free_port
+from payouts.devstack.devserver import DevServer
 from payouts.devstack.stack import Sidecars, resolve_ports, sidecars
 from payouts.domain.cashout import TERMINAL, CashoutStatus, Stage
 from payouts.errors import PayoutError
@@ -43,7 +43,9 @@ from payouts.ledger import EarningRow
 from payouts.store.tables import to_epoch_us
 from payouts.temporal import contract, search
 from payouts.temporal.client import PayoutsClient
+from payouts.temporal.codec import converter_for
 from payouts.temporal.connection import connect
+from payouts.web import free_port
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[1]
@@ -220,9 +222,7 @@ class Chaos:
             )
         )
         client = await retrying(
-            lambda: connect(
-                settings.data_converter(), target_host=self.server.address, runtime=quiet
-            )
+            lambda: connect(converter_for(settings), target_host=self.server.address, runtime=quiet)
         )
         payouts = PayoutsClient(client, policy=stack.policy, task_queue="chaos")
         try:

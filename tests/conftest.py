@@ -12,7 +12,6 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,52 +25,10 @@ from payouts.domain.policy import Policy
 from payouts.ledger import Ledger
 from payouts.store.database import Database
 from payouts.temporal import search
+from payouts.temporal.codec import converter_for
 from payouts.temporal.connection import ensure_search_attributes
-from tests.harness import Harness
-
-PG_URL = os.environ.get(
-    "PAYOUTS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-REQUIRE_PG = os.environ.get("PAYOUTS_REQUIRE_POSTGRES") == "1"
-
-
-class FakeClock:
-    """A settable clock for the ledger (maturation, daily limits)."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
-
-
-_pg_state: dict[str, object] = {}
-
-
-def postgres_available() -> bool:
-    if "ok" not in _pg_state:
-        try:
-            engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
-            with engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-            engine.dispose()
-            _pg_state["ok"] = True
-        except Exception as exc:
-            _pg_state["ok"] = False
-            _pg_state["why"] = str(exc).splitlines()[0]
-    return bool(_pg_state["ok"])
-
-
-def require_postgres() -> None:
-    if postgres_available():
-        return
-    message = f"PostgreSQL at {PG_URL} is not reachable: {_pg_state.get('why')}"
-    if REQUIRE_PG:
-        pytest.fail(message + " (PAYOUTS_REQUIRE_POSTGRES=1)", pytrace=False)
-    pytest.skip(message)
+from tests.support.databases import PG_URL, FakeClock, require_postgres
+from tests.support.harness import Harness
 
 
 @pytest.fixture
@@ -126,7 +83,7 @@ def policy() -> Policy:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    fuzz = sys.modules.get("tests.test_fuzz")
+    fuzz = sys.modules.get("tests.fuzz.test_fuzz")
     tried = getattr(fuzz, "TRIED", None)
     if tried:
         terminalreporter.write_line(
@@ -163,7 +120,7 @@ async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     are gone, would otherwise let time run ahead unpredictably."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(devserver.test_server()),
-        data_converter=Settings().data_converter(),
+        data_converter=converter_for(Settings()),
     )
     await ensure_search_attributes(env.client)
     yield env
@@ -178,7 +135,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=str(devserver.temporal_cli()),
         dev_server_extra_args=devserver.LATENCY_FLAGS,
         search_attributes=search.ALL,
-        data_converter=Settings().data_converter(),
+        data_converter=converter_for(Settings()),
         ui=False,
     )
     yield env

@@ -1,13 +1,15 @@
-"""Record workflow histories for the replay test: `python -m tests.record_histories`.
+"""Record workflow histories for the replay test: `python -m tests.record_histories LABEL`.
 
-Run it when a change to the workflow is meant to be compatible: the committed histories
-are what running cash-outs look like, and `test_replay.py` proves the current code replays
-them. A change that alters the command order must go behind `workflow.patched` instead.
+The committed histories are what running cash-outs look like; `workflow/test_replay.py`
+proves the current code replays every one of them. This writes a new set beside them, in
+`histories/LABEL/`, and never touches an existing one: a change that alters the command
+order goes behind `workflow.patched`, and the old histories keep proving it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 from pathlib import Path
 
@@ -18,18 +20,19 @@ from payouts.devstack import devserver
 from payouts.devstack.demo import sandbox_iban
 from payouts.domain.cashout import Stage
 from payouts.temporal import search
-from tests.harness import Harness
+from payouts.temporal.codec import converter_for
+from tests.support.harness import Harness
 
-OUT = Path(__file__).parent / "histories"
+HISTORIES = Path(__file__).parent / "histories"
 IBAN = "DE89370400440532013000"
 
 
-async def record() -> None:
+async def record(out: Path) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(devserver.temporal_cli()),
         dev_server_extra_args=devserver.LATENCY_FLAGS,
         search_attributes=search.ALL,
-        data_converter=Settings().data_converter(),
+        data_converter=converter_for(Settings()),
     )
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -84,18 +87,24 @@ async def record() -> None:
                 for name, ticket in runs.items():
                     if name != "bank_paid":  # stays open for its return window
                         await h.client.wait(ticket.request_id)
-                    await save(env, name, ticket.workflow_id)
-                await save(env, "bank_batch", batch.id)
-                await save(env, "bank_reports", reports.id)
+                    await save(env, out, name, ticket.workflow_id)
+                await save(env, out, "bank_batch", batch.id)
+                await save(env, out, "bank_reports", reports.id)
     finally:
         await env.shutdown()
 
 
-async def save(env: WorkflowEnvironment, name: str, workflow_id: str) -> None:
+async def save(env: WorkflowEnvironment, out: Path, name: str, workflow_id: str) -> None:
     history = await env.client.get_workflow_handle(workflow_id).fetch_history()
-    (OUT / f"{name}.json").write_text(history.to_json())
+    (out / f"{name}.json").write_text(history.to_json())
     print("recorded", name)
 
 
 if __name__ == "__main__":
-    asyncio.run(record())
+    if len(sys.argv) != 2 or not sys.argv[1].replace("-", "").isalnum():
+        sys.exit("usage: python -m tests.record_histories LABEL  (a new folder name)")
+    target = HISTORIES / sys.argv[1]
+    if target.exists():
+        sys.exit(f"{target} exists: histories are never re-recorded; choose a new label")
+    target.mkdir()
+    asyncio.run(record(target))

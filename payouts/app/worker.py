@@ -27,11 +27,13 @@ from payouts.rails.bank.iso20022 import Party
 from payouts.rails.bank.sandbox import BankTiming, SandboxBank
 from payouts.rails.giftcards.sandbox import SandboxGiftCards
 from payouts.rails.identity.sandbox import SandboxIdentity
+from payouts.rails.platform.port import WebhookEndpoint
 from payouts.rails.sandbox_db import SandboxDB
 from payouts.rails.wallet.client import WalletClient
-from payouts.security.vault import Vault
+from payouts.security.vault import vault_for
 from payouts.store.database import Database
 from payouts.temporal import telemetry
+from payouts.temporal.codec import converter_for
 from payouts.temporal.connection import connect
 from workflows.bank import BankBatchWorkflow, BankReportsWorkflow
 from workflows.cashout import CashoutWorkflow
@@ -102,7 +104,7 @@ class Stack:
             reject_rate=settings.sandbox_bank_reject_rate,
             return_rate=settings.sandbox_bank_return_rate,
         )
-        self.vault = Vault(settings.vault_keys())
+        self.vault = vault_for(settings)
         self.activities = CashoutActivities(
             ledger=self.ledger,
             identity=self.identity,
@@ -118,12 +120,17 @@ class Stack:
             files_dir=settings.bank_dir,
             debtor=self.debtor,
         )
+        url = settings.platform_webhook_url
+        self.platform = WebhookEndpoint(url, settings.platform_webhook_secret) if url else None
         self.ops_activities = OpsActivities(
             db=self.db,
-            settings=settings,
+            platform=self.platform,
             wallet=self.wallet,
             gift_cards=self.gift_cards,
             bank=self.bank,
+            bank_outbound=settings.bank_dir / "outbound",
+            reports_dir=settings.reports_dir,
+            held_too_long_hours=settings.held_too_long_hours,
         )
         self.executor = ThreadPoolExecutor(
             max_workers=settings.worker_threads, thread_name_prefix="activity"
@@ -162,7 +169,7 @@ class Stack:
 async def run_worker(settings: Settings) -> None:
     stack = Stack(settings)
     client = await connect(
-        settings.data_converter(),
+        converter_for(settings),
         runtime=telemetry.runtime(settings.metrics_port, settings.metrics_host),
     )
     worker = stack.worker(client)

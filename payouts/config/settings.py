@@ -12,11 +12,9 @@ from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from temporalio.converter import DataConverter
 
 from payouts.config.policy_file import load_policy
 from payouts.domain.policy import Policy
-from payouts.temporal.codec import EncryptionCodec, data_converter, parse_keys
 
 
 class Settings(BaseSettings):
@@ -132,18 +130,6 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.data_dir.resolve() / "reports"
-
-    def codec(self) -> EncryptionCodec:
-        return EncryptionCodec(parse_keys(self.payload_keys, secret=self.secret_key))
-
-    def data_converter(self) -> DataConverter:
-        return data_converter(self.codec())
-
-    def vault_keys(self) -> list[str]:
-        from payouts.security.vault import derived_key
-
-        keys = [k.strip() for k in self.gift_code_keys.split(",") if k.strip()]
-        return keys or [derived_key(self.secret_key, "gift-codes")]
 
     def load_policy(self) -> Policy:
         return load_policy(self.policy)

@@ -15,13 +15,13 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from payouts.temporal import search
+from payouts.web import port_open
 
 LATENCY_FLAGS = [
     "--dynamic-config-value",
@@ -59,18 +59,6 @@ def test_server() -> Path:
 def server_args() -> list[str]:
     """Extra `start-dev` flags: latency settings and our search attributes."""
     return [*LATENCY_FLAGS, *search.server_flags()]
-
-
-def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
-        return True
-    return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class DevServer:

@@ -25,17 +25,18 @@ from temporalio.client import Client
 
 from payouts.config.settings import Settings
 from payouts.devstack import demo as demo_module
-from payouts.devstack.devserver import DevServer, free_port, port_open
+from payouts.devstack.devserver import DevServer
 from payouts.domain.policy import Policy
 from payouts.rails.platform.sandbox import PlatformSandbox
 from payouts.rails.wallet.sandbox import WalletFaults, WalletSandbox
 from payouts.rails.wallet.webhooks import WebhookReceiver
 from payouts.temporal import telemetry
 from payouts.temporal.client import PayoutsClient
+from payouts.temporal.codec import codec_for, converter_for
 from payouts.temporal.codec_server import CodecServer
 from payouts.temporal.connection import ensure_search_attributes, wait_until_ready
 from payouts.temporal.schedules import ensure_schedules
-from payouts.web import serve
+from payouts.web import free_port, port_open, serve
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -148,7 +149,7 @@ async def up(
     settings = resolve_ports(demo_timing(settings) if demo else settings)
     host, tport = _address(port)
     codec_server = CodecServer(
-        settings.codec(), origins=(f"http://localhost:{ui_port}", f"http://127.0.0.1:{ui_port}")
+        codec_for(settings), origins=(f"http://localhost:{ui_port}", f"http://127.0.0.1:{ui_port}")
     )
     await codec_server.start(port=settings.codec_port)
     server: DevServer | None = None
@@ -172,7 +173,7 @@ async def up(
     stack = worker_module.Stack(settings, policy)
     try:
         client = await wait_until_ready(
-            settings.data_converter(),
+            converter_for(settings),
             target_host=f"{host}:{tport}",
             runtime=telemetry.runtime(settings.metrics_port, settings.metrics_host),
         )

@@ -26,9 +26,9 @@ from sqlalchemy import or_, select
 from payouts.domain.money import format_money
 from payouts.rails.bank import book
 from payouts.rails.bank.iso20022 import read_pain001
-from payouts.rails.bank.sandbox import BankLine
-from payouts.rails.giftcards.sandbox import CardLine
-from payouts.rails.wallet.client import WalletPayoutRecord
+from payouts.rails.bank.port import BankLine
+from payouts.rails.giftcards.port import CardLine
+from payouts.rails.wallet.port import WalletPayoutRecord
 from payouts.store.database import Database
 from payouts.store.tables import Hold
 

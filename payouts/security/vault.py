@@ -12,6 +12,7 @@ import hashlib
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from payouts.config.settings import Settings
 from payouts.errors import VaultError
 
 
@@ -41,3 +42,9 @@ class Vault:
     def rotate(self, token: str) -> str:
         """Re-encrypt under the first (newest) key."""
         return self._fernet.rotate(token.encode()).decode()
+
+
+def vault_for(settings: Settings) -> Vault:
+    """The vault of this deployment's gift card keys (`PAYOUTS_GIFT_CODE_KEYS`)."""
+    keys = [k.strip() for k in settings.gift_code_keys.split(",") if k.strip()]
+    return Vault(keys or [derived_key(settings.secret_key, "gift-codes")])

@@ -23,6 +23,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
 
+from payouts.config.settings import Settings
 from payouts.errors import CodecError
 
 ENCODING = b"binary/encrypted"
@@ -90,3 +91,13 @@ def data_converter(codec: PayloadCodec | None) -> DataConverter:
     if codec is None:
         return pydantic_data_converter
     return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+
+
+def codec_for(settings: Settings) -> EncryptionCodec:
+    """The codec of this deployment's payload keys (`PAYOUTS_PAYLOAD_KEYS`)."""
+    return EncryptionCodec(parse_keys(settings.payload_keys, secret=settings.secret_key))
+
+
+def converter_for(settings: Settings) -> DataConverter:
+    """The data converter every client and worker of this deployment uses."""
+    return data_converter(codec_for(settings))

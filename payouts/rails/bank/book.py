@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, select, update
 
 from payouts.domain.policy import BatchCost
-from payouts.rails.bank.iso20022 import Report
+from payouts.rails.bank.reports import Report
 from payouts.store.database import Database
 from payouts.store.tables import BankBatch, BankItem, BankReportFile, to_epoch_us
 

@@ -24,14 +24,9 @@ from datetime import datetime
 from typing import Any
 
 from payouts.errors import BankFileInvalid
-from payouts.rails.bank.iso20022 import (
-    Entry,
-    Party,
-    build_camt054,
-    build_pain002,
-    read_pain001,
-    validate_pain001,
-)
+from payouts.rails.bank.iso20022 import Party, read_pain001, validate_pain001
+from payouts.rails.bank.port import BankLine
+from payouts.rails.bank.reports import Entry, build_camt054, build_pain002
 from payouts.rails.sandbox_db import SandboxDB
 from payouts.store.tables import from_epoch_us, to_epoch_us
 
@@ -82,18 +77,6 @@ class BankTiming:
     ack_seconds: int = 5
     book_seconds: int = 60
     return_seconds: int = 3 * 86_400
-
-
-@dataclass(frozen=True)
-class BankLine:
-    """One line of the bank's statement (reconciliation reads these)."""
-
-    end_to_end_id: str
-    message_id: str
-    currency: str
-    amount: int
-    status: str  # rejected | accepted | booked | returned
-    code: str | None
 
 
 class SandboxBank:

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import insert, select, update
 
 from payouts.errors import InvalidState, NotFound
-from payouts.rails.giftcards.sandbox import IssuedCard
+from payouts.rails.giftcards.port import IssuedCard
 from payouts.security.vault import Vault
 from payouts.store.database import Database
 from payouts.store.tables import GiftCard, to_epoch_us

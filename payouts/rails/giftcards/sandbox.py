@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
 from datetime import datetime
 
 from payouts.errors import RailConflict, RailTransientError
+from payouts.rails.giftcards.port import CardLine, IssuedCard
 from payouts.rails.sandbox_db import SandboxDB
 from payouts.store.tables import to_epoch_us
 
@@ -31,24 +31,6 @@ CREATE TABLE IF NOT EXISTS giftcard_issues (
 );
 CREATE TABLE IF NOT EXISTS giftcard_calls (key TEXT PRIMARY KEY, calls INTEGER NOT NULL);
 """
-
-
-@dataclass(frozen=True)
-class IssuedCard:
-    seq: int
-    provider_ref: str
-    currency: str
-    face_value: int
-    code: str
-
-
-@dataclass(frozen=True)
-class CardLine:
-    reference: str
-    provider_ref: str
-    currency: str
-    face_value: int
-    day: str
 
 
 class SandboxGiftCards:

@@ -13,15 +13,10 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Protocol
 
 from payouts.domain.messages import IdentityResult, IdentityStatus
 from payouts.rails.sandbox_db import SandboxDB
 from payouts.store.tables import to_epoch_us
-
-
-class IdentityProvider(Protocol):
-    def check(self, user_id: str, as_of: datetime) -> IdentityResult: ...
 
 
 class SandboxIdentity:

@@ -14,10 +14,9 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import aiohttp
 from sqlalchemy import or_, select, update
 
-from payouts.security.signing import sign
+from payouts.rails.platform.port import Event, PlatformEndpoint
 from payouts.store.database import Database
 from payouts.store.tables import Notification, to_epoch_us
 
@@ -65,38 +64,15 @@ def body_of(n: Notification) -> bytes:
 
 
 async def deliver_due(
-    db: Database,
-    *,
-    url: str,
-    secret: str,
-    as_of: datetime,
-    limit: int = 200,
-    http_timeout: float = 5.0,
+    db: Database, platform: PlatformEndpoint, *, as_of: datetime, limit: int = 200
 ) -> Delivery:
-    """POST every notification that is due; record success or the next attempt."""
+    """Send every notification that is due; record success or the next attempt."""
     pending = await asyncio.to_thread(due, db, as_of, limit)
-    delivered = failed = 0
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=http_timeout)) as http:
-        for n in pending:
-            body = body_of(n)
-            headers = {
-                "Content-Type": "application/json",
-                "Payouts-Event-Id": n.event_id,
-                "Payouts-Signature": sign(secret, body),
-            }
-            error: str | None = None
-            try:
-                async with http.post(url, data=body, headers=headers) as resp:
-                    if not 200 <= resp.status < 300:
-                        error = f"HTTP {resp.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                error = f"{type(exc).__name__}: {exc}"[:500]
-            await asyncio.to_thread(_after, db, n, as_of, error)
-            if error is None:
-                delivered += 1
-            else:
-                failed += 1
-    return Delivery(delivered, failed)
+    errors = await platform.send([Event(n.event_id, body_of(n)) for n in pending])
+    for n, error in zip(pending, errors, strict=True):
+        await asyncio.to_thread(_after, db, n, as_of, error)
+    failed = sum(1 for e in errors if e is not None)
+    return Delivery(len(pending) - failed, failed)
 
 
 def _after(db: Database, n: Notification, as_of: datetime, error: str | None) -> None:

@@ -8,7 +8,6 @@ and the caller resolves it with `find` (by idempotency key) before anything is s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -17,17 +16,7 @@ import aiohttp
 
 from payouts.domain.money import MICROS_PER_UNIT, format_micros
 from payouts.errors import RailConflict, RailRetryAfter, RailTimeout, RailTransientError
-
-
-@dataclass(frozen=True)
-class WalletPayoutRecord:
-    id: str
-    idempotency_key: str
-    reference: str
-    amount: int  # micros
-    currency: str
-    status: str  # pending | completed | failed
-    failure_reason: str | None
+from payouts.rails.wallet.port import WalletPayoutRecord
 
 
 def _record(data: dict[str, Any]) -> WalletPayoutRecord:

@@ -11,7 +11,7 @@ from payouts.domain.cashout import Answer, CashoutStatus, ReviewDecision, Review
 from payouts.domain.money import parse_micros
 from payouts.errors import CancelRefused, InvalidInput, RequestConflict, ReviewRefused
 from payouts.temporal import search
-from tests.harness import Harness
+from tests.support.harness import Harness
 
 M = parse_micros
 IBAN_OK = "DE89370400440532013000"

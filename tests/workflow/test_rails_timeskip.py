@@ -13,7 +13,7 @@ from payouts.domain.cashout import Stage
 from payouts.domain.money import parse_micros
 from payouts.rails.bank import book
 from payouts.rails.platform import notify
-from tests.harness import Harness
+from tests.support.harness import Harness
 
 M = parse_micros
 DAY = timedelta(days=1)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from payouts.devstack import devserver
 from payouts.domain.cashout import Stage
+from payouts.temporal.codec import codec_for
 from payouts.temporal.codec_server import CodecServer
-from tests.harness import Harness
+from tests.support.harness import Harness
 
 
 def run(h: Harness, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -131,7 +132,7 @@ async def test_temporal_cli_signal_and_query(harness: Harness) -> None:
     )
     assert signal.returncode == 0, signal.stderr
     await h.result(ticket.request_id)
-    codec = CodecServer(h.stack.settings.codec(), origins=())
+    codec = CodecServer(codec_for(h.stack.settings), origins=())
     await codec.start()
     try:
         query = await asyncio.to_thread(

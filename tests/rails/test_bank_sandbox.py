@@ -6,7 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from payouts.devstack.demo import sandbox_iban
-from payouts.rails.bank.iso20022 import Batch, CreditTransfer, Party, build_pain001, parse_report
+from payouts.rails.bank.iso20022 import Batch, CreditTransfer, Party, build_pain001
+from payouts.rails.bank.reports import parse_report
 from payouts.rails.bank.sandbox import BankTiming, SandboxBank
 from payouts.rails.sandbox_db import SandboxDB
 

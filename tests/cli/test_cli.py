@@ -21,7 +21,7 @@ def run_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
     monkeypatch.delenv("PAYOUTS_POLICY", raising=False)
 
     def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(cli, "env", cli.Env())
+        cli.env.reset()
         code = cli.run(list(args))
         captured = capsys.readouterr()
         return code, captured.out, captured.err

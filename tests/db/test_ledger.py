@@ -21,7 +21,7 @@ from payouts.errors import (
 )
 from payouts.ledger import EarningRow, HoldStatus, Ledger
 from payouts.store.tables import to_epoch_us
-from tests.conftest import FakeClock
+from tests.support.databases import FakeClock
 
 USD = "USD"
 

@@ -1,8 +1,9 @@
 """Replay the committed histories against today's workflow code (determinism guard).
 
-If this fails, a change altered the commands a running cash-out would issue: put it
-behind `workflow.patched`, or, if the change is compatible, re-record with
-`python -m tests.record_histories`.
+If this fails, a change altered the commands a running cash-out would issue: put it behind
+`workflow.patched`. Histories are never re-recorded: new ones go beside the old
+(`python -m tests.record_histories LABEL` writes `histories/LABEL/`), and every one of them
+keeps replaying.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from payouts.app.worker import PASSTHROUGH, WORKFLOWS
 from payouts.config.settings import Settings
 from payouts.domain.cashout import Stage
-from tests.harness import Harness
+from payouts.temporal.codec import converter_for
+from tests.support.harness import Harness
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+ROOT = Path(__file__).parent.parent / "histories"
+HISTORIES = sorted(ROOT.rglob("*.json"))
 
 
 def test_histories_are_committed() -> None:
     """The replay test has material: every kind of ending is recorded."""
-    names = {p.stem for p in HISTORIES}
+    names = {p.stem for p in ROOT.glob("*.json")}  # release 0.1's own
     assert {
         "wallet_paid",
         "gift_card_paid",
@@ -41,13 +44,13 @@ def test_histories_are_committed() -> None:
     } <= names
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+@pytest.mark.parametrize("path", HISTORIES, ids=[str(p.relative_to(ROOT)) for p in HISTORIES])
 async def test_history_replays(path: Path) -> None:
     """Today's code replays a recorded run without a non-determinism error."""
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     replayer = Replayer(
         workflows=WORKFLOWS,
-        data_converter=Settings().data_converter(),
+        data_converter=converter_for(Settings()),
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
         ),

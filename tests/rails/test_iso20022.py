@@ -12,16 +12,13 @@ from payouts.rails.bank.iso20022 import (
     BankFileInvalid,
     Batch,
     CreditTransfer,
-    Entry,
     Party,
     amount_text,
-    build_camt054,
     build_pain001,
-    build_pain002,
-    parse_report,
     read_pain001,
     validate_pain001,
 )
+from payouts.rails.bank.reports import Entry, build_camt054, build_pain002, parse_report
 
 DEBTOR = Party("Payouts Platform Ltd", "GB33BUKB20201555555555", "BUKBGB22")
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from payouts.config.policy_file import default_policy_text, load_policy
 from payouts.config.settings import Settings
 from payouts.domain.cashout import Stage
-from tests.harness import Harness
+from tests.support.harness import Harness
 
 
 def policy_file(tmp_path: Path, **review: object) -> Path:

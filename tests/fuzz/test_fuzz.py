@@ -167,7 +167,7 @@ def test_duplicate_and_conflicting_request_ids_offline(policy: Policy) -> None:
 def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PAYOUTS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(cli, "env", cli.Env())
+    cli.env.reset()
     return cli.env
 
 

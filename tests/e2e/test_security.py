@@ -19,15 +19,15 @@ from temporalio.testing import WorkflowEnvironment
 
 from payouts.config.settings import Settings
 from payouts.devstack.demo import sandbox_iban
-from payouts.devstack.devserver import free_port
 from payouts.domain.cashout import Stage
 from payouts.errors import CodecError
 from payouts.rails.giftcards import codes as giftcards
 from payouts.store import audit
 from payouts.temporal import telemetry
-from payouts.temporal.codec import EncryptionCodec, new_key, parse_keys
+from payouts.temporal.codec import EncryptionCodec, codec_for, converter_for, new_key, parse_keys
 from payouts.temporal.codec_server import CodecServer
-from tests.harness import Harness
+from payouts.web import free_port
+from tests.support.harness import Harness
 
 
 async def test_histories_hold_no_personal_data_in_clear(harness: Harness) -> None:
@@ -66,7 +66,7 @@ async def test_histories_hold_no_personal_data_in_clear(harness: Harness) -> Non
         assert secret not in raw, secret
     decoded = await h.temporal.get_workflow_handle(bank.workflow_id).fetch_history()
     first = decoded.events[0].workflow_execution_started_event_attributes.input.payloads[0]
-    readable = (await h.stack.settings.codec().decode([first]))[0].data.decode()
+    readable = (await codec_for(h.stack.settings).decode([first]))[0].data.decode()
     assert iban in readable and "Secretname" in readable
 
 
@@ -90,7 +90,7 @@ async def test_codec_key_rotation() -> None:
 
 async def test_codec_server_decodes_for_allowed_origins() -> None:
     """The UI's remote codec protocol: /decode and /encode, CORS only for the UI's origin."""
-    codec = Settings().codec()
+    codec = codec_for(Settings())
     server = CodecServer(codec, origins=("http://localhost:8233",))
     await server.start()
     sealed = await codec.encode([Payload(metadata={"encoding": b"json/plain"}, data=b'"Zoe"')])
@@ -134,9 +134,9 @@ async def test_keygen_and_the_standalone_codec_server() -> None:
     assert old.startswith("2026-10:") and new.startswith("2026-11:")
     bad = cli("keygen", "a:b")
     assert bad.returncode == 1 and "key_id: must be a non-empty name" in bad.stderr
-    sealed_old = await Settings(payload_keys=old).codec().encode([Payload(data=b'"Zoe"')])
-    sealed_new = (
-        await Settings(payload_keys=f"{new},{old}").codec().encode([Payload(data=b'"Yan"')])
+    sealed_old = await codec_for(Settings(payload_keys=old)).encode([Payload(data=b'"Zoe"')])
+    sealed_new = await codec_for(Settings(payload_keys=f"{new},{old}")).encode(
+        [Payload(data=b'"Yan"')]
     )
     assert sealed_new[0].metadata["encryption-key-id"] == b"2026-11"
     port = free_port()
@@ -199,7 +199,7 @@ async def test_worker_exposes_prometheus_metrics(
     settings = Settings(data_dir=tmp_path, task_queue=f"m-{uuid.uuid4().hex[:6]}")
     client = await Client.connect(
         temporal_env.client.service_client.config.target_host,
-        data_converter=settings.data_converter(),
+        data_converter=converter_for(settings),
         runtime=telemetry.runtime(port),
     )
     from payouts.app.worker import Stack

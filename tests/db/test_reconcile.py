@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from payouts.devstack.demo import sandbox_iban
 from payouts.domain.cashout import Stage
 from payouts.ops.reconcile import Report
-from tests.harness import Harness
+from tests.support.harness import Harness
 
 
 async def a_day(h: Harness) -> dict[str, str]:

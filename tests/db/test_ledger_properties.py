@@ -23,7 +23,7 @@ from payouts.errors import InsufficientFunds, InvalidState
 from payouts.ledger import EarningRow, Ledger
 from payouts.store.database import Database
 from payouts.store.tables import to_epoch_us
-from tests.conftest import PG_URL, FakeClock, require_postgres
+from tests.support.databases import PG_URL, FakeClock, require_postgres
 
 USERS = ("u0", "u1", "u2")
 CURRENCIES = ("USD", "KRW")

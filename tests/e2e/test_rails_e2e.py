@@ -28,7 +28,7 @@ from payouts.rails.platform import notify
 from payouts.security.signing import sign
 from payouts.security.vault import Vault
 from payouts.temporal.schedules import ensure_schedules
-from tests.harness import Harness
+from tests.support.harness import Harness
 
 M = parse_micros
 

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, func, select
 
 from payouts.domain.cashout import BankAccount, Destination, WalletAccount
 from payouts.domain.risk import RiskFacts
-from payouts.ledger import HoldStatus
+from payouts.ledger.results import HoldStatus
 from payouts.store.database import Database
 from payouts.store.dialect import Dialect
 from payouts.store.tables import Earning, Hold, PayoutDestination, to_epoch_us

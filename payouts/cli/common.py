@@ -1,0 +1,120 @@
+"""What every command group shares: the settings and ledger (built once, when first
+needed), the consoles, JSON output, the client, and who this CLI says it is."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Coroutine
+from functools import cached_property
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from payouts.config.settings import Settings
+from payouts.domain.money import format_money, parse_micros
+from payouts.domain.policy import Policy
+from payouts.errors import InvalidInput
+from payouts.ledger import Ledger
+from payouts.store.database import Database
+from payouts.temporal.client import PayoutsClient
+from payouts.temporal.codec import converter_for
+
+T = TypeVar("T")
+
+
+def _cli_client() -> str:
+    """Who sends review and cancel decisions from this CLI (kept in the audit trail)."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli:{user}@{socket.gethostname()}"[:64]
+
+
+CLI_CLIENT = _cli_client()
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+app = typer.Typer(
+    name="payouts",
+    help="Micropayment cash-outs on Temporal: ledger, cash-outs, reviews and the local stack.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+class Env:
+    """What the commands share, built once from settings when first needed."""
+
+    @cached_property
+    def settings(self) -> Settings:
+        return Settings()
+
+    @cached_property
+    def policy(self) -> Policy:
+        return self.settings.load_policy()
+
+    @cached_property
+    def db(self) -> Database:
+        return Database(self.settings.ledger_url)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.db, hold_hours=self.policy.maturation.hold_hours)
+
+    def reset(self) -> None:
+        """Forget what was built (tests run many commands with other settings)."""
+        for name in ("settings", "policy", "db", "ledger"):
+            self.__dict__.pop(name, None)
+
+
+env = Env()
+
+
+def emit_json(data: Any) -> None:
+    out.out(json.dumps(data, indent=2, sort_keys=True, default=str), highlight=False)
+
+
+def money(micros: int, currency: str) -> str:
+    return format_money(micros, currency)
+
+
+async def _client() -> PayoutsClient:
+    return await PayoutsClient.connect(
+        policy=env.policy,
+        task_queue=env.settings.task_queue,
+        converter=converter_for(env.settings),
+    )
+
+
+def _arun(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+review_app = typer.Typer(
+    help="List held cash-outs and approve or reject them.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(review_app, name="review")
+
+
+def requested_amount(amount: str, user: str, currency: str) -> int:
+    if amount.strip().lower() == "all":
+        available = env.ledger.balance(user, currency).available
+        if available <= 0:
+            raise InvalidInput(
+                f"AMOUNT: {user} has no available {currency} balance", field="amount"
+            )
+        return available
+    return parse_micros(amount, field="AMOUNT", allow_zero=False)

@@ -1,0 +1,149 @@
+"""`payouts review list | approve | reject | audit`: the reviewers' commands."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from payouts.cli.common import (
+    CLI_CLIENT,
+    JsonOpt,
+    _arun,
+    _client,
+    emit_json,
+    env,
+    money,
+    out,
+    review_app,
+)
+from payouts.domain.cashout import CashoutStatus
+from payouts.temporal import contract
+from payouts.temporal.client import PendingReview
+
+
+@review_app.command("list")
+def review_list(json_out: JsonOpt = False) -> None:
+    """Cash-outs waiting for a reviewer, oldest first."""
+
+    async def go() -> list[PendingReview]:
+        return await (await _client()).pending_reviews()
+
+    pending = _arun(go())
+    if json_out:
+        emit_json([p.__dict__ for p in pending])
+        return
+    if not pending:
+        out.print("no cash-outs are waiting for review")
+        return
+    table = Table(title="Awaiting review")
+    table.add_column("request id", no_wrap=True)
+    for col in ("payee", "method", "amount", "risk", "since (UTC)"):
+        table.add_column(col)
+    for p in pending:
+        table.add_row(
+            p.request_id,
+            p.user_id,
+            p.method,
+            money(p.amount, p.currency),
+            "-" if p.risk_score is None else str(p.risk_score),
+            f"{p.started:%m-%d %H:%M}" if p.started else "-",
+        )
+    out.print(table)
+    out.print("decide with: payouts review approve|reject REQUEST_ID --reviewer NAME")
+
+
+def _decide(
+    request_id: str, reviewer: str, decision: str, reason: str, signal: bool, json_out: bool
+) -> None:
+    async def go() -> CashoutStatus | None:
+        client = await _client()
+        if signal:
+            send = client.approve if decision == "approve" else client.reject
+            await send(request_id, reviewer=reviewer, reason=reason, client=CLI_CLIENT)
+            return None
+        return await client.review(
+            request_id, reviewer=reviewer, decision=decision, reason=reason, client=CLI_CLIENT
+        )
+
+    s = _arun(go())
+    if json_out:
+        emit_json(s.model_dump(mode="json") if s else {"signal_sent": decision})
+    elif s is None:
+        out.print(f"{decision} signal sent to {request_id} (see payouts status {request_id})")
+    else:
+        accepted = [r for r in s.reviews if r.accepted and r.decision == "approve"]
+        more = s.approvals_needed - len(accepted)
+        if decision == "reject":
+            tail = "the cash-out is rejected and the hold released"
+        elif more > 0:
+            tail = f"{more} more approval needed"
+        else:
+            tail = "review complete, the cash-out proceeds to payment"
+        out.print(f"{request_id}: {decision} by {reviewer} accepted; {tail}")
+
+
+ReviewerOpt = Annotated[str, typer.Option("--reviewer", "-r", help="Your reviewer id.")]
+SignalOpt = Annotated[
+    bool, typer.Option("--signal", help="Send a signal (fire and forget) instead of an update.")
+]
+
+
+@review_app.command("approve")
+def review_approve(
+    request_id: Annotated[str, typer.Argument(metavar="REQUEST_ID")],
+    reviewer: ReviewerOpt,
+    reason: Annotated[str, typer.Option(help="Why.")] = "",
+    signal: SignalOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Approve a held cash-out (refused: not a reviewer, the payee, or twice under four eyes)."""
+    _decide(request_id, reviewer, "approve", reason, signal, json_out)
+
+
+@review_app.command("reject")
+def review_reject(
+    request_id: Annotated[str, typer.Argument(metavar="REQUEST_ID")],
+    reviewer: ReviewerOpt,
+    reason: Annotated[str, typer.Option(help="Why (shown to the payee).")] = "",
+    signal: SignalOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Reject a held cash-out; the hold goes back to the payee's available balance."""
+    _decide(request_id, reviewer, "reject", reason, signal, json_out)
+
+
+@review_app.command("audit")
+def review_audit(
+    request_id: Annotated[
+        str | None, typer.Argument(metavar="[REQUEST_ID]", help="One cash-out (default: all).")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The reviewer audit trail: every decision, accepted or refused, oldest first."""
+    from rich.markup import escape
+
+    from payouts.store import audit as trail
+
+    rows = trail.entries(env.db, None if request_id is None else contract.cashout_id(request_id))
+    if json_out:
+        emit_json([r.model_dump(mode="json", exclude={"id"}) for r in rows])
+        return
+    if not rows:
+        out.print("no reviewer decisions recorded" + (f" for {request_id}" if request_id else ""))
+        return
+    table = Table(title="Reviewer decisions")
+    for col in ("at (UTC)", "request id", "reviewer", "decision", "through"):
+        table.add_column(col, no_wrap=col in ("at (UTC)", "request id"))
+    table.add_column("reason, or why it was refused")
+    for r in rows:
+        table.add_row(
+            f"{r.at:%m-%d %H:%M:%S}",
+            escape(r.request_id),
+            escape(r.reviewer),
+            r.decision if r.accepted else f"{r.decision} [red]refused[/]",
+            escape(f"{r.via} from {r.client}"),
+            escape(r.reason if r.accepted else r.refusal),
+        )
+    out.print(table)
