@@ -14,23 +14,16 @@ and maturation), `reads` (balances, totals, the audit).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from payouts.ledger.books import Books
 from payouts.ledger.earnings import Earnings
 from payouts.ledger.holds import Holds
 from payouts.ledger.reads import Reads
-from payouts.ledger.results import (
-    Balance,
-    CreditSummary,
-    EarningRow,
-    HoldReceipt,
-    MaturationResult,
-    Totals,
-)
+from payouts.ledger.results import CreditSummary, EarningRow
 from payouts.store.database import Database
-from payouts.store.tables import Hold, to_epoch_us
+from payouts.store.tables import to_epoch_us
 
 
 def utcnow() -> datetime:
@@ -38,6 +31,8 @@ def utcnow() -> datetime:
 
 
 class Ledger:
+    """The ledger's operations, each served by the part that holds its concern."""
+
     def __init__(
         self,
         db: Database,
@@ -48,31 +43,22 @@ class Ledger:
         self.db = db
         self.clock = clock
         books = Books(db, lambda: self.clock())
-        self._reads = Reads(db)
-        self._holds = Holds(books)
-        self._earnings = Earnings(books, hold_hours)
-
-    # ------------------------------------------------------------------ reads
-
-    def balance(self, user_id: str, currency: str) -> Balance:
-        return self._reads.balance(user_id, currency)
-
-    def balances(self, user_id: str) -> list[Balance]:
-        return self._reads.balances(user_id)
-
-    def totals(self, currency: str) -> Totals:
-        return self._reads.totals(currency)
-
-    def currencies(self) -> list[str]:
-        return self._reads.currencies()
-
-    def audit(self) -> list[str]:
-        return self._reads.audit()
-
-    def hold(self, hold_id: str) -> Hold | None:
-        return self._reads.hold(hold_id)
-
-    # ------------------------------------------------------------------ earnings
+        reads, holds, earnings = Reads(db), Holds(books), Earnings(books, hold_hours)
+        # reads
+        self.balance = reads.balance
+        self.balances = reads.balances
+        self.totals = reads.totals
+        self.currencies = reads.currencies
+        self.audit = reads.audit
+        self.hold = reads.hold
+        # earnings
+        self.credit_earnings = earnings.credit
+        self.mature_due = earnings.mature_due
+        # cash-outs
+        self.reserve = holds.reserve
+        self.post = holds.post
+        self.void = holds.void
+        self.reverse = holds.reverse
 
     def credit_earning(
         self,
@@ -86,52 +72,3 @@ class Ledger:
         """Credit one earning; idempotent by `event_id`. No `earned_at` means now."""
         when = None if earned_at is None else to_epoch_us(earned_at)
         return self.credit_earnings([EarningRow(event_id, user_id, currency, amount, when)])
-
-    def credit_earnings(
-        self,
-        rows: Iterable[EarningRow],
-        *,
-        on_conflict: str = "raise",
-        chunk_size: int = 100_000,
-        progress: Callable[[int], None] | None = None,
-    ) -> CreditSummary:
-        return self._earnings.credit(
-            rows, on_conflict=on_conflict, chunk_size=chunk_size, progress=progress
-        )
-
-    def mature_due(
-        self, *, user_id: str | None = None, now: datetime | None = None, key: str | None = None
-    ) -> MaturationResult:
-        return self._earnings.mature_due(user_id=user_id, now=now, key=key)
-
-    # ------------------------------------------------------------------ cash-outs
-
-    def reserve(
-        self,
-        *,
-        key: str,
-        hold_id: str,
-        user_id: str,
-        currency: str,
-        amount: int,
-        daily_amount_limit: int | None = None,
-        daily_count_limit: int | None = None,
-    ) -> HoldReceipt:
-        return self._holds.reserve(
-            key=key,
-            hold_id=hold_id,
-            user_id=user_id,
-            currency=currency,
-            amount=amount,
-            daily_amount_limit=daily_amount_limit,
-            daily_count_limit=daily_count_limit,
-        )
-
-    def post(self, *, key: str, hold_id: str, gross: int, fee: int) -> HoldReceipt:
-        return self._holds.post(key=key, hold_id=hold_id, gross=gross, fee=fee)
-
-    def void(self, *, key: str, hold_id: str, reason: str) -> HoldReceipt:
-        return self._holds.void(key=key, hold_id=hold_id, reason=reason)
-
-    def reverse(self, *, key: str, hold_id: str, reason: str) -> HoldReceipt:
-        return self._holds.reverse(key=key, hold_id=hold_id, reason=reason)

@@ -19,10 +19,12 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from payouts.errors import InvalidInput
+
 
 def to_epoch_us(value: datetime) -> int:
     if value.tzinfo is None:
-        raise ValueError("naive datetime: ledger times must be timezone-aware")
+        raise InvalidInput("time: ledger times must be timezone-aware", field="time")
     delta = value - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
