@@ -12,6 +12,7 @@ from typing import Any
 from temporalio import activity
 
 from activities.cashout import domain_errors
+from payouts.domain import trust
 from payouts.domain.messages import BankCycle, BankEvent, BankSignal, BatchSummary
 from payouts.domain.policy import Method, Policy
 from payouts.ledger import Ledger
@@ -25,6 +26,7 @@ from payouts.rails.bank.iso20022 import (
 )
 from payouts.rails.bank.port import Bank
 from payouts.rails.bank.reports import parse_report
+from payouts.security.keys import SigningKey
 from payouts.store import outbox
 from payouts.temporal import contract
 from payouts.temporal.contract import Activity as A
@@ -41,8 +43,16 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 class BankActivities(BankSteps):
     def __init__(
-        self, *, ledger: Ledger, policy: Policy, bank: Bank, files_dir: Path, debtor: Party
+        self,
+        *,
+        ledger: Ledger,
+        policy: Policy,
+        bank: Bank,
+        files_dir: Path,
+        debtor: Party,
+        service_key: SigningKey,
     ) -> None:
+        self.service_key = service_key
         self.ledger = ledger
         self.policy = policy
         self.bank = bank
@@ -121,19 +131,21 @@ class BankActivities(BankSteps):
 
     @activity.defn(name=A.BANK_SIGNALS)
     def bank_signals(self, limit: int) -> list[BankSignal]:
-        return [
-            BankSignal(
-                workflow_id=i.workflow_id,
-                event=BankEvent(
-                    kind=i.status,
-                    end_to_end_id=i.end_to_end_id,
-                    batch_id=i.batch_id,
-                    code=i.reason_code or "",
-                    reason=i.reason or "",
-                ),
+        """What each cash-out has not been told yet, signed by our rail components' key
+        (the cash-out applies only what this key signed for it)."""
+        found = []
+        for i in book.unsignalled(self.ledger.db, limit):
+            event = BankEvent(
+                kind=i.status,
+                end_to_end_id=i.end_to_end_id,
+                batch_id=i.batch_id,
+                code=i.reason_code or "",
+                reason=i.reason or "",
             )
-            for i in book.unsignalled(self.ledger.db, limit)
-        ]
+            message = trust.rail_event_message(i.workflow_id, "bank", event.model_dump(mode="json"))
+            signed = event.model_copy(update={"signature": self.service_key.sign(message)})
+            found.append(BankSignal(workflow_id=i.workflow_id, event=signed))
+        return found
 
     @activity.defn(name=A.MARK_BANK_SIGNALLED)
     def mark_bank_signalled(self, told: list[BankSignal]) -> int:

@@ -94,7 +94,7 @@ async def _load(run_one: Callable[[int], Awaitable[None]], n: int, in_flight: in
 
 
 async def run_bench(serial: int = 60, load: int = 400, in_flight: int = 40) -> str:
-    from payouts.app.worker import Stack  # the composition root
+    from payouts.app.stack import Stack  # the composition root
 
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:

@@ -36,6 +36,7 @@ from temporalio.service import RPCError
 from payouts.config.settings import Settings
 from payouts.devstack.demo import sandbox_iban
 from payouts.devstack.devserver import DevServer
+from payouts.devstack.embedded import embedded_stack, platform_client
 from payouts.devstack.stack import Sidecars, resolve_ports, sidecars
 from payouts.domain.cashout import TERMINAL, CashoutStatus, Stage
 from payouts.errors import PayoutError
@@ -211,9 +212,8 @@ class Chaos:
             port=free_port(), ui_port=None, db_file=self.data_dir / "temporal.sqlite3"
         )
         self.server.start()
-        from payouts.app import worker as worker_module
-
-        stack = worker_module.Stack(settings)
+        stack = embedded_stack(settings, self.server.address)  # workers share its keys
+        settings = stack.settings
         quiet = Runtime(
             telemetry=TelemetryConfig(
                 logging=LoggingConfig(
@@ -224,7 +224,7 @@ class Chaos:
         client = await retrying(
             lambda: connect(converter_for(settings), target_host=self.server.address, runtime=quiet)
         )
-        payouts = PayoutsClient(client, policy=stack.policy, task_queue="chaos")
+        payouts = platform_client(stack, client, "chaos")
         try:
             async with sidecars(settings, stack, client) as cars:
                 for i in range(self.n_workers):

@@ -40,11 +40,14 @@ with workflow.unsafe.imports_passed_through():
         CashoutResult,
         CashoutStatus,
         ReviewDecision,
+        ReviewRecord,
         ReviewRequest,
         Stage,
         mask,
     )
     from payouts.domain.messages import (
+        Admission,
+        AdmitInput,
         BankEvent,
         BookPayout,
         NotifyInput,
@@ -57,22 +60,24 @@ with workflow.unsafe.imports_passed_through():
         reserve_and_assess,
     )
     from payouts.domain.money import format_money
-    from payouts.domain.policy import Method, TimeoutAction
+    from payouts.domain.policy import Method
     from payouts.domain.progress import Progress, details, requested_note, status
     from payouts.domain.review import (
         ReviewBoard,
-        ReviewOutcome,
         Verdict,
         decide,
         needs_identity,
     )
+    from payouts.domain.trust import request_digest
     from payouts.temporal import contract
-    from payouts.temporal.contract import Query, Signal, Step, Update
-    from payouts.temporal.interfaces import CashoutSteps
+    from payouts.temporal.contract import Patch, Query, Signal, Step, Update
+    from payouts.temporal.interfaces import AdmissionSteps, CashoutSteps
     from workflows import metrics
+    from workflows.cashout_bank import BankRail
     from workflows.cashout_desk import Desk
+    from workflows.cashout_giftcards import GiftCardRail
     from workflows.cashout_identity import IdentityCheck
-    from workflows.cashout_rails import BankRail, GiftCardRail, WalletRail
+    from workflows.cashout_wallet import WalletRail
     from workflows.steps import Published, local, reason
 
 T = TypeVar("T")
@@ -89,13 +94,16 @@ class CashoutWorkflow:
         self.inp = inp
         self.progress = Progress()
         self.board = ReviewBoard(rules=inp.rules, payee=inp.request.user_id)
+        self.digest = request_digest(inp)  # what signed decisions and cancels are bound to
+        self.trust: Admission | None = None  # the keys admission vouched for
+        # Admitted cash-outs (every one started since) count only signed decisions, cancels
+        # and rail events; histories from before replay as they ran.
+        self.signed = workflow.patched(Patch.ADMISSION)
         self.identity = IdentityCheck(self)
         self.bank = BankRail(self)
         self.wallet = WalletRail(self)
         self.gift_cards = GiftCardRail(self)
         self._held = False
-        self._review_started = workflow.now()
-        self._review_waited = False
         self.desk = Desk(self)
         self._published = Published(Stage.REQUESTED)  # the client sets it at start
         self.note(requested_note(inp))
@@ -121,6 +129,11 @@ class CashoutWorkflow:
     async def _pipeline(self) -> None:
         inp, q, rules = self.inp, self.inp.quote, self.inp.rules
         cur = q.currency
+
+        # REQUESTED: the worker admits the request (signed by the platform, its own rules and
+        # quote) before anything is held
+        if self.signed:
+            await self._admit()
 
         # REQUESTED -> RESERVED: hold the gross (balance, limits) and score the fraud risk
         try:
@@ -153,7 +166,7 @@ class CashoutWorkflow:
         if verdict is Verdict.REJECT:
             await self.end(Stage.REJECTED, f"rejected by policy: {why}")
         if verdict is Verdict.REVIEW:
-            await self._await_review(why, approvals)
+            await self.desk.await_review(why, approvals)
 
         # APPROVED: the last moment to cancel
         self.progress.expected_arrival = workflow.now() + timedelta(
@@ -192,39 +205,25 @@ class CashoutWorkflow:
         if q.method is Method.BANK_TRANSFER and rules.return_window_days > 0:
             await self.bank.watch_for_return(timedelta(days=rules.return_window_days))
 
+    async def _admit(self) -> None:
+        admit = AdmitInput(inp=self.inp, started_at=workflow.info().start_time)
+        try:
+            admission = await self.step(
+                lambda: local(AdmissionSteps.admit_cashout, admit), local=True
+            )
+        except FailureError as err:
+            await self.end(Stage.REJECTED, f"not admitted: {reason(err)}")
+        if not admission.admitted:
+            await self.end(Stage.REJECTED, f"not admitted: {admission.refusal}")
+        self.trust = admission
+        self.note("admitted: signed by the platform, rules and quote as registered")
+
     def _reserve(self) -> ReserveAndAssess:
         return reserve_and_assess(
             self.inp, key=self.key(Step.RESERVE), hold_id=self.hold_id(), at=workflow.now()
         )
 
     # ------------------------------------------------------------------ verify and review
-
-    async def _await_review(self, why: str, approvals: int) -> None:
-        review = self.inp.rules.review
-        self.board.open(approvals)
-        timeout = timedelta(hours=review.timeout_hours)
-        self._review_started = workflow.now()
-        self.progress.review_deadline = workflow.now() + timeout
-        plural = "s" if approvals > 1 else ""
-        self.enter(Stage.AWAITING_REVIEW, f"{why}; {approvals} approval{plural} needed")
-        try:
-            await self.step(
-                lambda: workflow.wait_condition(
-                    lambda: self.board.outcome is not None or self.desk.cancel is not None,
-                    timeout=timeout,
-                )
-            )
-        except TimeoutError:
-            hours = review.timeout_hours
-            self.board.time_out(review.timeout_action)
-            if review.timeout_action is not TimeoutAction.APPROVE:
-                await self.end(
-                    Stage.REJECTED, f"no decision within {hours} hours: rejected by policy"
-                )
-            self.note(f"no decision within {hours} hours: approved by policy")
-        await self.stop_if_cancelled()
-        if self.board.outcome is ReviewOutcome.REJECTED:
-            await self.end(Stage.REJECTED, self.board.rejection)
 
     # ------------------------------------------------------------------ endings
 
@@ -295,7 +294,12 @@ class CashoutWorkflow:
             try:
                 return await asyncio.shield(task)
             except asyncio.CancelledError:
-                if self.progress.stage in CANCELLABLE:
+                if self.desk.signed:
+                    self.note(
+                        "workflow cancellation refused: a cancel is signed by the payee's "
+                        "platform or a reviewer (payouts cancel)"
+                    )
+                elif self.progress.stage in CANCELLABLE:
                     if self.desk.cancel is None:
                         self.desk.cancel = CancelRequest(
                             requested_by="operator", reason="workflow cancelled in Temporal"
@@ -307,6 +311,20 @@ class CashoutWorkflow:
     def _publish(self) -> None:
         """Upsert the stage (and risk score) if they changed since the last upsert."""
         self._published.publish(self.progress.stage, self.progress.risk)
+
+    def refused(self, what: str, why: str) -> None:
+        self.note(f"refused {what}: {why}")
+        self.desk.audit(
+            ReviewRecord(
+                at=workflow.now(),
+                reviewer="rail",
+                decision=what[:16],
+                reason="",
+                accepted=False,
+                refusal=why,
+                via="signal",
+            )
+        )
 
     def key(self, step: str) -> str:
         return contract.step_key(workflow.info().workflow_id, step)
@@ -322,15 +340,18 @@ class CashoutWorkflow:
         workflow.set_current_details(details(self.inp, self.progress, self.board))
         metrics.stage_entered(self.inp, stage)
         decided = stage in (Stage.APPROVED, Stage.REJECTED, Stage.CANCELLED)
-        if self.board.needed and decided and not self._review_waited:
-            self._review_waited = True
-            metrics.review_waited(self.inp, (workflow.now() - self._review_started).total_seconds())
+        started = self.desk.review_started
+        if self.board.needed and decided and started is not None:
+            self.desk.review_started = None  # recorded once
+            metrics.review_waited(self.inp, (workflow.now() - started).total_seconds())
 
     # ------------------------------------------------------------------ queries
 
     @workflow.query(name=Query.STATUS)
     def status(self) -> CashoutStatus:
-        return status(self.inp, self.progress, self.board)
+        return status(self.inp, self.progress, self.board).model_copy(
+            update={"request_digest": self.digest}
+        )
 
     @workflow.query(name=Query.ANSWER)
     def answer(self, ref: str) -> Answer | None:
@@ -355,16 +376,14 @@ class CashoutWorkflow:
     def review(self, request: ReviewRequest) -> CashoutStatus:
         """For `temporal workflow update execute` and other SDKs' clients; ours signals with a
         `ref` and reads the `answer` query instead (docs/design.md)."""
-        why = self.desk.review(
-            request.reviewer, request.decision, request.reason, "update", request.client
-        )
+        why = self.desk.review(request.decision, request, "update")
         if why is not None:
             raise ApplicationError(why, type="review_refused", non_retryable=True)
         return self.status()
 
     @workflow.update(name=Update.CANCEL)
     async def cancel_update(self, request: CancelRequest) -> CashoutStatus:
-        why = self.desk.request_cancel(request)
+        why = self.desk.request_cancel(request, "update")
         if why is not None:
             raise ApplicationError(why, type="cancel_refused", non_retryable=True)
         await workflow.wait_condition(lambda: self.progress.stage in TERMINAL)

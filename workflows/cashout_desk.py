@@ -4,37 +4,50 @@ The signal and update handlers hand each one to the desk. The board (`ReviewBoar
 on decisions; the desk applies them at a deterministic moment, answers the client's `ref`,
 keeps the timeline and queues the audit trail, which a coroutine writes with a local
 activity. Nothing here awaits inside a handler.
+
+A cash-out whose rules carry the reviewers' keys (every one admitted since decisions are
+signed) counts only signed decisions and cancels: a reviewer's signature with their
+registered key, or for the payee's cancel the platform's, over this workflow, this
+request's digest, the decision and reason, a time and a nonce (`payouts.domain.trust`).
+Older cash-outs keep the rules they started under.
 """
 
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from payouts.domain import trust
     from payouts.domain.cashout import (
         CANCELLABLE,
         Answer,
         AuditEntry,
         CancelRequest,
-        CashoutInput,
         ReviewDecision,
+        ReviewRecord,
+        ReviewRequest,
+        Signed,
         Stage,
     )
-    from payouts.domain.progress import Progress, details
-    from payouts.domain.review import ReviewBoard
+    from payouts.domain.policy import TimeoutAction
+    from payouts.domain.progress import details
+    from payouts.domain.review import ReviewBoard, ReviewOutcome
+    from payouts.domain.trust import cancel_message, decision_message
+    from payouts.security import keys
     from payouts.temporal.interfaces import CashoutSteps
+    from workflows.steps import Run as Steps
     from workflows.steps import local
 
 MAX_AUDITED = 500  # decisions written to the audit table per cash-out
 MAX_ANSWERS = 500  # signalled decisions and cancels the `answer` query remembers
 
 
-class Run(Protocol):
+class Run(Steps, Protocol):
     """What the desk needs from its cash-out."""
 
-    inp: CashoutInput
-    progress: Progress
     board: ReviewBoard
+    digest: str
 
     def note(self, text: str) -> None: ...
 
@@ -50,6 +63,43 @@ class Desk:
         self.audit_seq = 0
         self.closing = False  # the pipeline is done: the decider drains and stops
         self.decided = False  # ... and has: the auditor writes the rest and stops
+        self.nonces: set[str] = set()  # of the signatures this cash-out has taken
+        self.review_started: datetime | None = None  # for the review-wait metric
+
+    @property
+    def signed(self) -> bool:
+        """Do decisions and cancels need signatures? (Every cash-out admitted since.)"""
+        return self.run.signed
+
+    async def await_review(self, why: str, approvals: int) -> None:
+        """AWAITING_REVIEW until the board decides, a cancel comes, or the policy's timeout
+        takes its action."""
+        run = self.run
+        review = run.inp.rules.review
+        run.board.open(approvals)
+        timeout = timedelta(hours=review.timeout_hours)
+        self.review_started = workflow.now()
+        run.progress.review_deadline = workflow.now() + timeout
+        plural = "s" if approvals > 1 else ""
+        run.enter(Stage.AWAITING_REVIEW, f"{why}; {approvals} approval{plural} needed")
+        try:
+            await run.step(
+                lambda: workflow.wait_condition(
+                    lambda: run.board.outcome is not None or self.cancel is not None,
+                    timeout=timeout,
+                )
+            )
+        except TimeoutError:
+            hours = review.timeout_hours
+            run.board.time_out(review.timeout_action)
+            if review.timeout_action is not TimeoutAction.APPROVE:
+                await run.end(
+                    Stage.REJECTED, f"no decision within {hours} hours: rejected by policy"
+                )
+            run.note(f"no decision within {hours} hours: approved by policy")
+        await run.stop_if_cancelled()
+        if run.board.outcome is ReviewOutcome.REJECTED:
+            await run.end(Stage.REJECTED, run.board.rejection)
 
     def queue(self, kind: str, signal: ReviewDecision | CancelRequest) -> None:
         """A signal handler's whole work: the decider applies it after the rest of the task."""
@@ -74,24 +124,62 @@ class Desk:
                 if signal.ref and signal.ref in self.answers:
                     continue  # the client re-sent it
                 if isinstance(signal, CancelRequest):
-                    why = self.request_cancel(signal)
+                    why = self.request_cancel(signal, "signal")
                 else:
-                    why = self.review(signal.reviewer, kind, signal.reason, "signal", signal.client)
+                    why = self.review(kind, signal, "signal")
                 if signal.ref and len(self.answers) < MAX_ANSWERS:
                     self.answers[signal.ref[:64]] = Answer(accepted=why is None, refusal=why or "")
 
-    def review(self, reviewer: str, decision: str, why: str, via: str, client: str) -> str | None:
-        """One reviewer decision, by signal or update alike: the board rules on it, the
-        timeline and the audit trail record it. Returns why it was refused, or None."""
+    def review(self, decision: str, d: ReviewDecision | ReviewRequest, via: str) -> str | None:
+        """One reviewer decision, by signal or update alike: the board rules on it (with its
+        signature, once decisions are signed), the timeline and the audit trail record it.
+        Returns why it was refused, or None."""
+        authenticate = None
+        if self.signed:
+
+            def authenticate() -> str | None:
+                message = decision_message(
+                    workflow_id=workflow.info().workflow_id,
+                    digest=self.run.digest,
+                    decision=decision,
+                    reviewer=d.reviewer,
+                    reason=d.reason,
+                    signed_at=d.signed_at,
+                    nonce=d.nonce,
+                )
+                return self._check(self.run.inp.rules.reviewer_keys.get(d.reviewer), message, d)
+
         ruling = self.run.board.decide(
-            reviewer=reviewer,
+            reviewer=d.reviewer,
             decision=decision,
-            reason=why,
+            reason=d.reason,
             via=via,
-            client=client,
+            client=d.client,
             at=workflow.now(),
             awaiting_review=self.run.progress.stage is Stage.AWAITING_REVIEW,
+            authenticate=authenticate,
         )
+        self.audit(ruling.record)
+        if ruling.note is not None:
+            self.run.note(ruling.note)
+        if ruling.accepted:
+            workflow.set_current_details(details(self.run.inp, self.run.progress, self.run.board))
+        return ruling.refusal
+
+    def _check(self, public: str | None, message: bytes, signed: Signed) -> str | None:
+        return trust.check(
+            verify=keys.verify,
+            public=public,
+            message=message,
+            signature=signed.signature,
+            signed_at=signed.signed_at,
+            nonce=signed.nonce,
+            now=workflow.now(),
+            seen=self.nonces,
+        )
+
+    def audit(self, record: ReviewRecord) -> None:
+        """Queue one decision (accepted or refused) for the audit table, up to the cap."""
         self.audit_seq += 1
         if self.audit_seq <= MAX_AUDITED:
             self.audit_pending.append(
@@ -99,14 +187,9 @@ class Desk:
                     workflow_id=workflow.info().workflow_id,
                     request_id=self.run.inp.request.request_id,
                     seq=self.audit_seq,
-                    record=ruling.record,
+                    record=record,
                 )
             )
-        if ruling.note is not None:
-            self.run.note(ruling.note)
-        if ruling.accepted:
-            workflow.set_current_details(details(self.run.inp, self.run.progress, self.run.board))
-        return ruling.refusal
 
     async def auditor(self) -> None:
         """Writes the audit trail as decisions come in, until the cash-out closes.
@@ -121,8 +204,21 @@ class Desk:
             batch, self.audit_pending = self.audit_pending, []
             await local(CashoutSteps.record_review_audit, batch)
 
-    def request_cancel(self, request: CancelRequest) -> str | None:
+    def request_cancel(self, request: CancelRequest, via: str) -> str | None:
         why = self._cancel_refusal(request)
+        if self.signed:  # cancels are audited since they are signed
+            self.audit(
+                ReviewRecord(
+                    at=workflow.now(),
+                    reviewer=request.requested_by[:64],
+                    decision="cancel",
+                    reason=request.reason[:500],
+                    accepted=why is None,
+                    refusal=why or "",
+                    via=via,
+                    client=request.client[:64],
+                )
+            )
         if why is not None:
             self.run.note(f"refused cancel from {request.requested_by[:64]!r}: {why}")
             return why
@@ -132,9 +228,25 @@ class Desk:
         return None
 
     def _cancel_refusal(self, request: CancelRequest) -> str | None:
-        by = request.requested_by
-        if by != self.run.inp.request.user_id and by not in self.run.inp.rules.reviewers:
+        by, inp = request.requested_by, self.run.inp
+        payee = by == inp.request.user_id
+        if not payee and by not in inp.rules.reviewers:
             return f"{by!r} is neither the payee nor a registered reviewer"
         if self.run.progress.stage not in CANCELLABLE:
             return f"too late to cancel: the cash-out is {self.run.progress.stage.value}"
-        return None
+        if not self.signed:
+            return None
+        # the payee cancels through the platform, which signs; a reviewer with their key
+        trusted = self.run.trust
+        public = (trusted.platform_key or None) if payee and trusted else None
+        if not payee:
+            public = inp.rules.reviewer_keys.get(by)
+        message = cancel_message(
+            workflow_id=workflow.info().workflow_id,
+            digest=self.run.digest,
+            requested_by=by,
+            reason=request.reason,
+            signed_at=request.signed_at,
+            nonce=request.nonce,
+        )
+        return self._check(public, message, request)

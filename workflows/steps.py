@@ -16,8 +16,16 @@ from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from payouts.domain.cashout import CashoutInput, Stage
-    from payouts.domain.messages import NotifyInput, RiskResult
+    from payouts.domain.messages import (
+        Admission,
+        BankEvent,
+        NotifyInput,
+        RiskResult,
+        WalletEvent,
+    )
     from payouts.domain.progress import Progress
+    from payouts.domain.trust import rail_event_message
+    from payouts.security import keys
     from payouts.temporal import search
     from payouts.temporal.interfaces import CashoutSteps
 
@@ -33,7 +41,7 @@ REMOTE_RETRY = RetryPolicy(
 )
 
 
-def local(step: Callable[[CashoutSteps, P], R], arg: P) -> Awaitable[R]:
+def local(step: Callable[[Any, P], R], arg: P) -> Awaitable[R]:
     """A database step: a local activity, idempotent by its key."""
     return workflow.execute_local_activity_method(
         step, arg, start_to_close_timeout=timedelta(seconds=30), retry_policy=LOCAL_RETRY
@@ -65,6 +73,8 @@ class Run(Protocol):
 
     inp: CashoutInput
     progress: Progress
+    signed: bool  # admitted since signatures: decisions, cancels, rail events are checked
+    trust: Admission | None  # what admission vouched for (the keys)
 
     def step(self, make: Callable[[], Awaitable[T]], *, local: bool = False) -> Awaitable[T]: ...
 
@@ -83,6 +93,22 @@ class Run(Protocol):
     async def stop_if_cancelled(self) -> None: ...
 
     async def wait_unless_cancelled(self, duration: timedelta) -> None: ...
+
+    def refused(self, what: str, why: str) -> None:
+        """Note and audit something that came in and does not count."""
+        ...
+
+
+def rail_event_refusal(run: Run, rail: str, event: BankEvent | WalletEvent) -> str | None:
+    """Why a rail's event may not count for this cash-out: it must be signed by our rail
+    components (the service key admission vouched for) for this very workflow."""
+    trusted = run.trust
+    if trusted is None or not trusted.service_key:
+        return "the cash-out is not admitted"
+    message = rail_event_message(workflow.info().workflow_id, rail, event.model_dump(mode="json"))
+    if not keys.verify(trusted.service_key, message, event.signature):
+        return "not signed by our rail components for this cash-out"
+    return None
 
 
 class Published:

@@ -16,6 +16,7 @@ import typer
 from payouts.cli import (  # noqa: F401  (each module registers its commands)
     cashouts,
     db,
+    keygen,
     ledger,
     rails,
     review,

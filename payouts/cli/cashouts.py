@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,6 +15,7 @@ from payouts.cli.common import (
     _client,
     app,
     emit_json,
+    env,
     money,
     out,
     requested_amount,
@@ -97,7 +99,7 @@ def cashout(
     rid = request_id or uuid.uuid4().hex[:16]
 
     async def go() -> tuple[Ticket, CashoutStatus | None]:
-        client = await _client()
+        client = await _client(as_platform=True)
         ticket = await client.request_cashout(
             request_id=rid,
             user_id=user,
@@ -157,13 +159,24 @@ def cancel(
     request_id: Annotated[str, typer.Argument(metavar="REQUEST_ID")],
     by: Annotated[str, typer.Option("--by", help="The payee's user id (or a reviewer's).")],
     reason: Annotated[str, typer.Option(help="Why.")] = "",
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key",
+            help="A reviewer cancelling: their key file. Without it the platform's key signs "
+            "the payee's cancel.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Cancel a cash-out before disbursement starts; the hold goes back to available."""
+    """Cancel a cash-out before disbursement starts; the hold goes back to available. The
+    payee's cancel is signed by the platform, a reviewer's with their key (--key)."""
+    reviewer_key = env.deployment.reviewer_key(by, key) if key else None
 
     async def go() -> CashoutStatus:
-        return await (await _client()).cancel(
-            request_id, requested_by=by, reason=reason, client=CLI_CLIENT
+        client = await _client(as_platform=reviewer_key is None)
+        return await client.cancel(
+            request_id, requested_by=by, reason=reason, client=CLI_CLIENT, key=reviewer_key
         )
 
     s = _arun(go())

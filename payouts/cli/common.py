@@ -17,9 +17,11 @@ from payouts.domain.money import format_money, parse_micros
 from payouts.domain.policy import Policy
 from payouts.errors import InvalidInput
 from payouts.ledger import Ledger
+from payouts.security.deployment import Deployment
 from payouts.store.database import Database
 from payouts.temporal.client import PayoutsClient
 from payouts.temporal.codec import converter_for
+from payouts.temporal.connection import connect_config
 
 T = TypeVar("T")
 
@@ -57,12 +59,18 @@ class Env:
     """What the commands share, built once from settings when first needed."""
 
     @cached_property
+    def deployment(self) -> Deployment:
+        """The keys this CLI holds: from settings, or in the embedded stack from its data
+        folder (`payouts review approve R --reviewer alice` needs no flags there)."""
+        return Deployment(Settings(), connect_config()["target_host"])
+
+    @cached_property
     def settings(self) -> Settings:
-        return Settings()
+        return self.deployment.settings
 
     @cached_property
     def policy(self) -> Policy:
-        return self.settings.load_policy()
+        return self.deployment.policy(self.settings.load_policy())
 
     @cached_property
     def db(self) -> Database:
@@ -74,7 +82,7 @@ class Env:
 
     def reset(self) -> None:
         """Forget what was built (tests run many commands with other settings)."""
-        for name in ("settings", "policy", "db", "ledger"):
+        for name in ("deployment", "settings", "policy", "db", "ledger"):
             self.__dict__.pop(name, None)
 
 
@@ -89,11 +97,15 @@ def money(micros: int, currency: str) -> str:
     return format_money(micros, currency)
 
 
-async def _client() -> PayoutsClient:
+async def _client(*, as_platform: bool = False) -> PayoutsClient:
+    """The client; `as_platform` for commands that act as the platform (it signs them)."""
+    dep = env.deployment
+    dep.require("payload_keys")
     return await PayoutsClient.connect(
         policy=env.policy,
         task_queue=env.settings.task_queue,
         converter=converter_for(env.settings),
+        platform_key=dep.platform_key() if as_platform else None,
     )
 
 

@@ -108,10 +108,10 @@ def reconcile(
             raise InvalidInput(
                 f"--date: {date_!r} is not YYYY-MM-DD, today or yesterday", field="--date"
             ) from None
-    from payouts.app import worker as worker_module
+    from payouts.app.stack import Stack
     from payouts.devstack.stack import resolve_ports
 
-    stack = worker_module.Stack(resolve_ports(env.settings), env.policy)
+    stack = Stack(resolve_ports(env.settings), env.policy)
     try:
         report: Report = _arun(stack.ops_activities.run(day, now))
     finally:

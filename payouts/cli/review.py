@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,13 +16,14 @@ from payouts.cli.common import (
     _client,
     emit_json,
     env,
+    err,
     money,
     out,
     review_app,
 )
-from payouts.domain.cashout import CashoutStatus
+from payouts.domain.cashout import CashoutStatus, ReviewDecision
 from payouts.temporal import contract
-from payouts.temporal.client import PendingReview
+from payouts.temporal.reviewing import PendingReview
 
 
 @review_app.command("list")
@@ -55,16 +58,29 @@ def review_list(json_out: JsonOpt = False) -> None:
 
 
 def _decide(
-    request_id: str, reviewer: str, decision: str, reason: str, signal: bool, json_out: bool
+    request_id: str,
+    reviewer: str,
+    decision: str,
+    reason: str,
+    signal: bool,
+    json_out: bool,
+    key_file: Path | None,
 ) -> None:
+    key = env.deployment.reviewer_key(reviewer, key_file)
+
     async def go() -> CashoutStatus | None:
         client = await _client()
         if signal:
             send = client.approve if decision == "approve" else client.reject
-            await send(request_id, reviewer=reviewer, reason=reason, client=CLI_CLIENT)
+            await send(request_id, reviewer=reviewer, reason=reason, client=CLI_CLIENT, key=key)
             return None
         return await client.review(
-            request_id, reviewer=reviewer, decision=decision, reason=reason, client=CLI_CLIENT
+            request_id,
+            reviewer=reviewer,
+            decision=decision,
+            reason=reason,
+            client=CLI_CLIENT,
+            key=key,
         )
 
     s = _arun(go())
@@ -86,7 +102,15 @@ def _decide(
 
 ReviewerOpt = Annotated[str, typer.Option("--reviewer", "-r", help="Your reviewer id.")]
 SignalOpt = Annotated[
-    bool, typer.Option("--signal", help="Send a signal (fire and forget) instead of an update.")
+    bool, typer.Option("--signal", help="Send the signal and do not wait for the answer.")
+]
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        help="Your private key file (default: PAYOUTS_REVIEWER_KEY_FILE; in the embedded "
+        "stack, your generated key).",
+    ),
 ]
 
 
@@ -96,10 +120,12 @@ def review_approve(
     reviewer: ReviewerOpt,
     reason: Annotated[str, typer.Option(help="Why.")] = "",
     signal: SignalOpt = False,
+    key: KeyOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Approve a held cash-out (refused: not a reviewer, the payee, or twice under four eyes)."""
-    _decide(request_id, reviewer, "approve", reason, signal, json_out)
+    """Approve a held cash-out, signed with your key (refused: not your registered key, the
+    payee, twice under four eyes, stale or replayed)."""
+    _decide(request_id, reviewer, "approve", reason, signal, json_out, key)
 
 
 @review_app.command("reject")
@@ -108,10 +134,37 @@ def review_reject(
     reviewer: ReviewerOpt,
     reason: Annotated[str, typer.Option(help="Why (shown to the payee).")] = "",
     signal: SignalOpt = False,
+    key: KeyOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Reject a held cash-out; the hold goes back to the payee's available balance."""
-    _decide(request_id, reviewer, "reject", reason, signal, json_out)
+    """Reject a held cash-out, signed with your key; the hold goes back to the payee."""
+    _decide(request_id, reviewer, "reject", reason, signal, json_out, key)
+
+
+@review_app.command("sign")
+def review_sign(
+    request_id: Annotated[str, typer.Argument(metavar="REQUEST_ID")],
+    reviewer: ReviewerOpt,
+    reject: Annotated[bool, typer.Option("--reject", help="Sign a rejection.")] = False,
+    reason: Annotated[str, typer.Option(help="Why.")] = "",
+    key: KeyOpt = None,
+) -> None:
+    """Print a signed decision to paste into the Temporal UI's "Send a Signal" dialog
+    (signal name `approve`, or `reject` with --reject). It is bound to this cash-out and
+    stays valid for 15 minutes."""
+    decision = "reject" if reject else "approve"
+    signer = env.deployment.reviewer_key(reviewer, key)
+
+    async def go() -> ReviewDecision:
+        client = await _client()
+        return await client.signed_decision(
+            request_id, reviewer=reviewer, decision=decision, reason=reason, key=signer
+        )
+
+    signed = _arun(go()).model_copy(update={"client": "temporal-ui"})
+    payload = signed.model_dump(exclude={"ref"})
+    err.print(f"signal name: {decision}   (workflow {contract.cashout_id(request_id)})")
+    out.print(json.dumps(payload, separators=(", ", ": ")), markup=False, highlight=False)
 
 
 @review_app.command("audit")

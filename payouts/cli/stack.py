@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from payouts.cli.common import app, env, out
-from payouts.errors import InvalidInput
 from payouts.temporal.codec import codec_for
 
 
@@ -63,18 +62,3 @@ def codec_server(
             await server.stop()
 
     asyncio.run(serve())
-
-
-@app.command()
-def keygen(
-    key_id: Annotated[str, typer.Argument(help="A name for the key, e.g. 2026-11.")],
-) -> None:
-    """Print a new payload key as `id:base64key`. To rotate, put it first in
-    PAYOUTS_PAYLOAD_KEYS and keep the old ones after it, on every worker and codec server."""
-    from payouts.temporal.codec import new_key, parse_keys
-
-    if not key_id or any(c in key_id for c in ":, ") or not key_id.isprintable():
-        raise InvalidInput("key_id: must be a non-empty name without ':', ',' or spaces")
-    spec = f"{key_id}:{new_key()}"
-    parse_keys(spec, secret="")  # the same rules the workers apply
-    out.print(spec, markup=False, highlight=False)

@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from payouts.config.policy_file import load_policy
 from payouts.domain.policy import Policy
 
+DEV_SECRET = "dev-only-change-me"  # refused outside the embedded stack
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -36,10 +38,28 @@ class Settings(BaseSettings):
     )
     task_queue: str = Field(default="payouts", description="Temporal task queue of the worker.")
     secret_key: str = Field(
-        default="dev-only-change-me",
+        default=DEV_SECRET,
         description="Keys the destination fingerprints (HMAC); set a real secret in production.",
     )
     worker_threads: int = Field(default=32, ge=1, description="Threads for database activities.")
+
+    # --- principals' keys (docs/design.md, "Trust"): files hold private keys (mode 0600)
+    platform_public_key: str = Field(
+        default="", description="The platform's Ed25519 public key (base64): workers verify."
+    )
+    platform_key_file: Path | None = Field(
+        default=None, description="The platform's private key: its client and CLI sign."
+    )
+    service_key_file: Path | None = Field(
+        default=None,
+        description="Our rail components' private key (workers, webhook ingress) for rail events.",
+    )
+    reviewer_key_file: Path | None = Field(
+        default=None, description="This reviewer's private key (the CLI signs decisions)."
+    )
+    operator_token: str = Field(
+        default="", description="The operators' bearer token for the codec server."
+    )
 
     # --- the platform we report to
     platform_webhook_url: str | None = Field(

@@ -26,12 +26,12 @@ from temporalio.client import Client
 from payouts.config.settings import Settings
 from payouts.devstack import demo as demo_module
 from payouts.devstack.devserver import DevServer
+from payouts.devstack.embedded import embedded_stack, platform_client
 from payouts.domain.policy import Policy
 from payouts.rails.platform.sandbox import PlatformSandbox
 from payouts.rails.wallet.sandbox import WalletFaults, WalletSandbox
 from payouts.rails.wallet.webhooks import WebhookReceiver
 from payouts.temporal import telemetry
-from payouts.temporal.client import PayoutsClient
 from payouts.temporal.codec import codec_for, converter_for
 from payouts.temporal.codec_server import CodecServer
 from payouts.temporal.connection import ensure_search_attributes, wait_until_ready
@@ -41,7 +41,7 @@ from payouts.web import free_port, port_open, serve
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from payouts.app.worker import Stack
+    from payouts.app.stack import Stack
 
 
 def resolve_ports(settings: Settings) -> Settings:
@@ -74,7 +74,10 @@ async def sidecars(settings: Settings, stack: Stack, client: Client) -> AsyncIte
     """Start the wallet sandbox (unless a real provider is configured), our webhook ingress
     and the platform sandbox (unless a real platform URL is configured)."""
     receiver = WebhookReceiver(
-        client=client, db=stack.db, wallet_secret=settings.wallet_webhook_secret
+        client=client,
+        db=stack.db,
+        wallet_secret=settings.wallet_webhook_secret,
+        service_key=stack.service_key,
     )
     runner, base = await serve(receiver.app(), port=settings.webhook_port)
     receiver_url = f"{base}/webhooks/wallet"
@@ -144,10 +147,11 @@ async def up(
     ui_port: int,
     console: Console,
 ) -> None:
-    from payouts.app import worker as worker_module  # the composition root lives at the top level
-
     settings = resolve_ports(demo_timing(settings) if demo else settings)
     host, tport = _address(port)
+    # the keys first: generated into the data folder on first start (embedded only)
+    stack = embedded_stack(settings, f"{host}:{tport}", policy)
+    settings, policy = stack.settings, stack.policy
     codec_server = CodecServer(
         codec_for(settings), origins=(f"http://localhost:{ui_port}", f"http://127.0.0.1:{ui_port}")
     )
@@ -170,7 +174,6 @@ async def up(
         )
         server.start()
         ui = f"http://localhost:{ui_port}"
-    stack = worker_module.Stack(settings, policy)
     try:
         client = await wait_until_ready(
             converter_for(settings),
@@ -213,10 +216,18 @@ async def up(
                     f"Prometheus metrics: http://{settings.metrics_host}:{settings.metrics_port}"
                     "/metrics"
                 )
+            if stack.deployment.embedded:
+                reviewers = ", ".join(r.id for r in policy.reviewers)
+                console.print(
+                    f"keys in {stack.deployment.folder} (made on first start, mode 0600): the "
+                    f"platform signs cash-outs and payees' cancels; reviewers ({reviewers}) "
+                    "sign decisions: payouts review approve R --reviewer alice, or payouts "
+                    "review sign R --reviewer alice for the UI's Send a Signal"
+                )
             if ui:
                 console.print(f"[bold]Temporal UI: {ui}[/]")
             if demo:
-                payouts = PayoutsClient(client, policy=policy, task_queue=settings.task_queue)
+                payouts = platform_client(stack, client)
                 started = await demo_module.run(payouts, stack.ledger, stack.identity)
                 console.print("\n[bold]demo cash-outs[/]")
                 for line in demo_module.describe(started):

@@ -100,13 +100,26 @@ class CashoutInput(Frozen):
     quote: Quote
     rules: CashoutRules
     requested_at: datetime
+    # The platform's signature over the request and `requested_at` (`trust.request_message`);
+    # the worker admits nothing unsigned. Empty in cash-outs started before signing.
+    platform_signature: str = ""
 
 
 # ------------------------------------------------------------------ reviews and status
 
 
-class ReviewDecision(Frozen):
-    """Payload of the `approve` and `reject` signals (also sendable from the Temporal UI).
+class Signed(Frozen):
+    """A principal's signature: when, a nonce, and the base64 Ed25519 signature over the
+    message `payouts.domain.trust` builds for the action."""
+
+    signed_at: str = ""
+    nonce: str = ""
+    signature: str = ""
+
+
+class ReviewDecision(Signed):
+    """Payload of the `approve` and `reject` signals (also sendable from the Temporal UI:
+    `payouts review sign` prints one, signed).
 
     `ref` (set by the client SDK) names the decision: the workflow answers it in the
     `answer` query, and a signal re-sent with the same `ref` is applied once."""
@@ -117,7 +130,7 @@ class ReviewDecision(Frozen):
     ref: str = ""
 
 
-class ReviewRequest(Frozen):
+class ReviewRequest(Signed):
     """Payload of the `review` update: validated and answered at once."""
 
     reviewer: str
@@ -126,7 +139,10 @@ class ReviewRequest(Frozen):
     client: str = ""
 
 
-class CancelRequest(Frozen):
+class CancelRequest(Signed):
+    """A cancel: the payee's (signed by the platform) or a registered reviewer's (signed
+    with their key)."""
+
     requested_by: str
     reason: str = ""
     client: str = ""
@@ -193,6 +209,8 @@ class CashoutStatus(Frozen):
     expected_arrival: datetime | None = None
     outcome: str = ""
     timeline: tuple[TimelineEntry, ...] = ()
+    # What a reviewer's or a cancel's signature is bound to (`trust.request_digest`).
+    request_digest: str = ""
 
 
 class CashoutResult(Frozen):

@@ -131,6 +131,8 @@ class BankEvent(Frozen):
     batch_id: str | None = None
     code: str = ""
     reason: str = ""
+    # our bank workflows' signature (service key) over the event and the workflow id
+    signature: str = ""
 
 
 class BankSignal(Frozen):
@@ -178,6 +180,8 @@ class WalletEvent(Frozen):
     payout_id: str
     status: str
     failure_reason: str | None = None
+    # our webhook ingress's signature (service key) over the event and the workflow id
+    signature: str = ""
 
 
 class GiftCardsInput(Frozen):
@@ -222,6 +226,21 @@ class ReversePayout(Frozen):
 
     reverse: ReverseInput
     notify: NotifyInput
+
+
+class AdmitInput(Frozen):
+    inp: CashoutInput
+    started_at: datetime  # when the server started the workflow (not the caller's clock)
+
+
+class Admission(Frozen):
+    """The worker's verdict on a cash-out's start, before anything is held, and the public
+    keys the cash-out then trusts for the rest of its life (recorded in its history)."""
+
+    admitted: bool
+    refusal: str = ""
+    platform_key: str = ""
+    service_key: str = ""
 
 
 # ------------------------------------------------------------------ builders

@@ -12,12 +12,22 @@ in the workflow input, so an in-flight cash-out keeps the rules it started under
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from payouts.domain.money import CURRENCIES, DecimalAmount, format_money, get_currency
@@ -149,9 +159,26 @@ def _default_roles() -> list[Role]:
     return ["reviewer"]
 
 
+def _public_key(value: object) -> object:
+    """A base64 Ed25519 public key (32 bytes), as `payouts keygen reviewer` prints it."""
+    if value is None:
+        return value
+    try:
+        raw = base64.b64decode(str(value), validate=True)
+    except binascii.Error:
+        raise _broken("not base64") from None
+    if len(raw) != 32:
+        raise _broken("an Ed25519 public key is 32 bytes")
+    return base64.b64encode(raw).decode()
+
+
 class Reviewer(_Frozen):
+    """A reviewer: their id, roles, and the public key their decisions are signed with
+    (`payouts keygen reviewer ID` makes the key pair and prints this line)."""
+
     id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
     roles: list[Role] = Field(default_factory=_default_roles)
+    public_key: Annotated[str | None, BeforeValidator(_public_key)] = None
 
 
 class Policy(_Frozen):
@@ -205,6 +232,9 @@ class Policy(_Frozen):
         ids = [r.id for r in self.reviewers]
         if len(ids) != len(set(ids)):
             raise _broken("reviewers: reviewer ids must be unique")
+        keys = [r.public_key for r in self.reviewers if r.public_key]
+        if len(keys) != len(set(keys)):
+            raise _broken("reviewers: two reviewers share a public key (four eyes need two keys)")
         return self
 
     @property
@@ -212,6 +242,17 @@ class Policy(_Frozen):
         """A stable hash of the validated content (formatting and comments do not count)."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def with_reviewer_keys(self, keys: dict[str, str]) -> Policy:
+        """This policy with public keys for the reviewers that have none (the embedded
+        stack's generated keys); a key in the file always wins."""
+        reviewers = [
+            r
+            if r.public_key or r.id not in keys
+            else r.model_copy(update={"public_key": keys[r.id]})
+            for r in self.reviewers
+        ]
+        return self.model_copy(update={"reviewers": reviewers})
 
     def rules_for(self, method: Method | str, currency: str) -> CashoutRules:
         """The slice of this policy that governs one cash-out by `method` in `currency`."""
@@ -242,6 +283,7 @@ class Policy(_Frozen):
             identity=self.identity,
             daily_count=self.limits.daily_count,
             reviewers={r.id: tuple(r.roles) for r in self.reviewers},
+            reviewer_keys={r.id: r.public_key for r in self.reviewers if r.public_key},
             batch_cutoff_minutes=mp.batching.cutoff_minutes if mp.batching else None,
             return_window_days=mp.batching.return_window_days if mp.batching else 0,
         )
@@ -262,6 +304,9 @@ class CashoutRules(_Frozen):
     identity: IdentityPolicy
     daily_count: int
     reviewers: dict[str, tuple[str, ...]]
+    # Reviewers' public keys (base64 Ed25519). Empty in cash-outs started before decisions
+    # were signed: they keep the rules they started under.
+    reviewer_keys: dict[str, str] = Field(default_factory=dict)
     batch_cutoff_minutes: int | None = None
     return_window_days: int = 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from schwifty import BIC, IBAN
@@ -33,6 +34,7 @@ _EMAIL = re.compile(
 )
 _PHONE = re.compile(r"\+[1-9][0-9]{7,14}", re.ASCII)
 QUOTE_VALID_FOR = timedelta(minutes=15)
+QUOTE_CLOCK_SKEW = timedelta(minutes=2)
 
 
 def method_of(value: object) -> Method:
@@ -139,6 +141,50 @@ def _bank(data: dict[str, object]) -> BankAccount:
     )
 
 
+def honoured(
+    quote: Quote,
+    fresh: Quote,
+    *,
+    now: datetime,
+    registry: Callable[[str], Policy | None] | None,
+) -> Quote:
+    """The quote a cash-out charges: the one shown to the payee, if it may be honoured."""
+    if (quote.method, quote.currency, quote.requested) != (
+        fresh.method,
+        fresh.currency,
+        fresh.requested,
+    ):
+        raise QuoteRefused("quote: it was given for another amount, method or currency")
+    if quote.quoted_at is not None and quote.quoted_at > now + QUOTE_CLOCK_SKEW:
+        raise QuoteRefused("quote.quoted_at: in the future")
+    if _figures(quote) == _figures(fresh):
+        return quote
+    stale = quote.quoted_at is None or now - quote.quoted_at > QUOTE_VALID_FOR
+    if quote.policy_version == fresh.policy_version or stale:
+        raise QuoteRefused(
+            "quote: it no longer matches the policy; show the payee the new quote "
+            f"(fee {fresh.fee} micros instead of {quote.fee})"
+        )
+    if registry is None:
+        adds_up = quote.gross + quote.remainder == quote.requested and quote.remainder >= 0
+        if not adds_up or quote.fee < 0 or quote.gross - quote.fee != quote.net or quote.net <= 0:
+            raise QuoteRefused("quote: its figures do not add up")
+        return quote
+    then = registry(quote.policy_version)
+    if then is None:
+        raise QuoteRefused(f"quote: policy version {quote.policy_version!r} is not registered")
+    rules = then.rules_for(quote.method, quote.currency)
+    if _figures(quote) != _figures(quote_with_rules(rules, quote.requested)):
+        raise QuoteRefused(
+            f"quote: its figures are not what policy version {quote.policy_version} gives"
+        )
+    return quote
+
+
+def _figures(q: Quote) -> Quote:
+    return q.model_copy(update={"quoted_at": None})
+
+
 def build_input(
     policy: Policy,
     *,
@@ -152,11 +198,15 @@ def build_input(
     bic: str | None = None,
     quote: Quote | None = None,
     now: datetime,
+    registry: Callable[[str], Policy | None] | None = None,
 ) -> CashoutInput:
     """Validate a request and cut the policy slice and quote it will run under.
 
     A quote the payee saw is honoured when it is for this amount, method and currency and
-    either matches today's policy or was given less than 15 minutes ago.
+    either matches today's policy or was given less than 15 minutes ago under another
+    version. With a `registry` of policy versions (the worker's admission), such a quote is
+    recomputed under its own version and must match it to the micro; without one (the
+    platform's client, which knows only its own policy) its figures must add up.
     """
     rid = validation.request_id(request_id)
     user = validation.user_id(user_id)
@@ -167,18 +217,7 @@ def build_input(
     rules = policy.rules_for(m, code)
     fresh = quote_with_rules(rules, amount)
     if quote is not None:
-        if (quote.method, quote.currency, quote.requested) != (m, code, amount):
-            raise QuoteRefused("quote: it was given for another amount, method or currency")
-        if quote.gross + quote.remainder != amount or quote.gross - quote.fee != quote.net:
-            raise QuoteRefused("quote: its figures do not add up")
-        stale = quote.quoted_at is None or now - quote.quoted_at > QUOTE_VALID_FOR
-        same = quote.model_copy(update={"quoted_at": None}) == fresh
-        if not same and (quote.policy_version == fresh.policy_version or stale):
-            raise QuoteRefused(
-                "quote: it no longer matches the policy; show the payee the new quote "
-                f"(fee {fresh.fee} micros instead of {quote.fee})"
-            )
-        fresh = quote
+        fresh = honoured(quote, fresh, now=now, registry=registry)
     request = CashoutRequest(
         request_id=rid,
         user_id=user,

@@ -9,6 +9,7 @@ policy slice a cash-out carries, so the workflow replays it exactly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -68,8 +69,15 @@ def refusal(
     awaiting_review: bool,
     approvals_so_far: tuple[str, ...],
     approvals_needed: int,
+    authenticate: Callable[[], str | None] | None = None,
+    keys_so_far: tuple[str, ...] = (),
 ) -> str | None:
-    """Why a reviewer's decision cannot count, or None when it can."""
+    """Why a reviewer's decision cannot count, or None when it can.
+
+    `authenticate` (given once decisions are signed) checks the signature; it runs only
+    when everything before it holds, so a refused decision never uses up its nonce. Four
+    eyes means two keys: an approval with a key that approved before is refused, whatever
+    name it comes under."""
     if not awaiting_review:
         return "the cash-out is not awaiting review"
     roles = rules.reviewers.get(reviewer)
@@ -81,6 +89,13 @@ def refusal(
         return f"unknown decision {decision!r}"
     if reviewer in approvals_so_far:
         return f"{reviewer!r} has already approved; a second approval must come from someone else"
+    if authenticate is not None:
+        why = authenticate()
+        if why is not None:
+            return why
+        key = rules.reviewer_keys.get(reviewer)
+        if decision == "approve" and key is not None and key in keys_so_far:
+            return "this key has already approved under another name: four eyes need two keys"
     if decision == "approve" and approvals_needed == 2:
         seniors = [r for r in approvals_so_far if "senior" in rules.reviewers.get(r, ())]
         last = len(approvals_so_far) + 1 == approvals_needed
@@ -155,6 +170,7 @@ class ReviewBoard:
         client: str,
         at: datetime,
         awaiting_review: bool,
+        authenticate: Callable[[], str | None] | None = None,
     ) -> Ruling:
         why = refusal(
             self.rules,
@@ -164,6 +180,8 @@ class ReviewBoard:
             awaiting_review=awaiting_review and self.outcome is None,
             approvals_so_far=tuple(self.approvals),
             approvals_needed=self.needed,
+            authenticate=authenticate,
+            keys_so_far=tuple(self.rules.reviewer_keys.get(r, "") for r in self.approvals),
         )
         record = ReviewRecord(
             at=at,

@@ -284,3 +284,30 @@ class WebhookEvent(SQLModel, table=True):
     reference: str = Field(max_length=200)
     kind: str = Field(max_length=64)
     received_at: datetime = _when()
+
+
+class PolicyVersion(SQLModel, table=True):
+    """A policy the service has run under, by version: what admission checks a cash-out's
+    rules and quote against (a quote stays honoured for a while after the policy changes)."""
+
+    __tablename__ = "policy_versions"
+
+    version: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    body_json: str
+    registered_at: datetime = _when()
+
+
+class SecurityEvent(SQLModel, table=True):
+    """A refusal (or a notable acceptance) at a trust boundary: who claimed to be whom,
+    what they tried, on what, and why it was refused."""
+
+    __tablename__ = "security_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _when(index=True)
+    actor: str = Field(max_length=128)  # who it claimed to be
+    action: str = Field(max_length=64)
+    subject: str = Field(max_length=200)  # a workflow id, a file, an endpoint
+    outcome: str = Field(max_length=16)  # refused | accepted
+    reason: str = Field(max_length=500)

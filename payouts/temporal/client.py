@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,7 +35,7 @@ from payouts.domain.cashout import (
     CashoutInput,
     CashoutResult,
     CashoutStatus,
-    ReviewDecision,
+    Signed,
 )
 from payouts.domain.fees import Quote, quote_with_rules
 from payouts.domain.money import format_money, get_currency
@@ -42,16 +43,17 @@ from payouts.domain.policy import Method, Policy
 from payouts.domain.requests import build_input, method_of
 from payouts.errors import (
     CancelRefused,
-    InvalidInput,
     InvalidState,
     NotFound,
     PayoutError,
     RequestConflict,
-    ReviewRefused,
 )
+from payouts.security.keys import SigningKey
+from payouts.security.signatures import sign_cancel, sign_request
 from payouts.temporal import contract, search
 from payouts.temporal.connection import connect
-from payouts.temporal.contract import Decision, Query, Signal, Workflow
+from payouts.temporal.contract import Query, Signal, Workflow
+from payouts.temporal.reviewing import ReviewerCalls
 
 ANSWER_TIMEOUT = 60.0  # seconds to wait for a signalled decision or cancel to be taken
 
@@ -67,29 +69,32 @@ class Ticket:
     existing: bool
 
 
-@dataclass(frozen=True)
-class PendingReview:
-    request_id: str
-    user_id: str
-    method: str
-    currency: str
-    amount: int
-    risk_score: int | None
-    started: datetime | None
-    summary: str
-
-
 def request_fingerprint(inp: CashoutInput) -> str:
     """What makes two requests with one id the same request (content, not timing)."""
     body = inp.request.model_dump_json(exclude={"quote"})
     return hashlib.sha256(body.encode()).hexdigest()[:32]
 
 
-class PayoutsClient:
-    def __init__(self, client: Client, *, policy: Policy, task_queue: str = "payouts") -> None:
+class PayoutsClient(ReviewerCalls):
+    """The platform's and reviewers' API. The platform signs what it starts and the payees'
+    cancels with its key (`platform_key`); reviewers sign with theirs (`keyring` finds a
+    reviewer's key by id, or pass `key=`). Unsigned calls reach the workflow and are
+    refused there, with the reason, as anyone's would be."""
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        policy: Policy,
+        task_queue: str = "payouts",
+        platform_key: SigningKey | None = None,
+        keyring: Callable[[str], SigningKey] | None = None,
+    ) -> None:
         self.client = client
         self.policy = policy
         self.task_queue = task_queue
+        self.platform_key = platform_key
+        self.keyring = keyring
 
     @classmethod
     async def connect(
@@ -98,9 +103,17 @@ class PayoutsClient:
         policy: Policy,
         converter: DataConverter,
         task_queue: str = "payouts",
+        platform_key: SigningKey | None = None,
+        keyring: Callable[[str], SigningKey] | None = None,
         **overrides: Any,
     ) -> PayoutsClient:
-        return cls(await connect(converter, **overrides), policy=policy, task_queue=task_queue)
+        return cls(
+            await connect(converter, **overrides),
+            policy=policy,
+            task_queue=task_queue,
+            platform_key=platform_key,
+            keyring=keyring,
+        )
 
     # ------------------------------------------------------------------ platform
 
@@ -121,9 +134,12 @@ class PayoutsClient:
         holder: str | None = None,
         bic: str | None = None,
         quote: Quote | None = None,
+        requested_at: datetime | None = None,
     ) -> Ticket:
         """Start a cash-out. A repeated request id returns the existing run (same content)
-        or raises `RequestConflict` (different content); it never starts a second one."""
+        or raises `RequestConflict` (different content); it never starts a second one.
+        `requested_at` (default: now) is signed with the request; the worker admits it
+        within 15 minutes of the server starting it."""
         inp = build_input(
             self.policy,
             request_id=request_id,
@@ -135,8 +151,10 @@ class PayoutsClient:
             holder=holder,
             bic=bic,
             quote=quote,
-            now=datetime.now(UTC),
+            now=requested_at or datetime.now(UTC),
         )
+        if self.platform_key is not None:
+            inp = sign_request(self.platform_key, inp)
         q = inp.quote
         wid = contract.cashout_id(inp.request.request_id)
         fingerprint = request_fingerprint(inp)
@@ -233,88 +251,41 @@ class PayoutsClient:
         return result
 
     async def cancel(
-        self, request_id: str, *, requested_by: str, reason: str = "", client: str = "sdk"
+        self,
+        request_id: str,
+        *,
+        requested_by: str,
+        reason: str = "",
+        client: str = "sdk",
+        key: SigningKey | None = None,
     ) -> CashoutStatus:
         """Cancel before disbursement; waits until the cash-out has ended (hold released).
-        A refused cancel raises `CancelRefused` with the reason."""
+        The payee's cancel is signed by the platform's key; a reviewer's by `key` (or
+        theirs from the keyring). A refused cancel raises `CancelRefused` with the reason."""
         ref = _new_ref()
-        req = CancelRequest(requested_by=requested_by, reason=reason, client=client, ref=ref)
+        signer = key or self._reviewer_key(requested_by) or self.platform_key
+        signed = Signed()
+        if signer is not None:
+            digest = (await self.status(request_id)).request_digest
+            signed = sign_cancel(
+                signer,
+                workflow_id=contract.cashout_id(request_id),
+                digest=digest,
+                requested_by=requested_by,
+                reason=reason,
+            )
+        req = CancelRequest(
+            requested_by=requested_by,
+            reason=reason,
+            client=client,
+            ref=ref,
+            **signed.model_dump(),
+        )
         await self._signal(request_id, Signal.CANCEL, req, CancelRefused, "too late to cancel")
         answer = await self._answer(request_id, ref)
         if not answer.accepted:
             raise CancelRefused(answer.refusal)
         return await self.wait(request_id, poll=0.1, timeout=ANSWER_TIMEOUT)
-
-    # ------------------------------------------------------------------ reviewers
-
-    async def review(
-        self,
-        request_id: str,
-        *,
-        reviewer: str,
-        decision: str,
-        reason: str = "",
-        client: str = "sdk",
-    ) -> CashoutStatus:
-        """Approve or reject and wait for the workflow's answer (milliseconds): a refused
-        decision raises `ReviewRefused` with the rule it broke.
-
-        Sent as the `approve`/`reject` signal with a fresh `ref`, then read back with the
-        `answer` query, rather than as the `review` update: an update that reaches a worker
-        in the same workflow task as an activity result can replay in a different order
-        (a non-determinism error the chaos run found; see docs/design.md)."""
-        if decision not in Decision.ALL:
-            raise InvalidInput("decision: must be approve or reject", field="decision")
-        ref = _new_ref()
-        req = ReviewDecision(reviewer=reviewer, reason=reason, client=client, ref=ref)
-        await self._signal(request_id, decision, req, ReviewRefused, "no longer reviewable")
-        answer = await self._answer(request_id, ref)
-        if not answer.accepted:
-            raise ReviewRefused(answer.refusal)
-        return await self.status(request_id)
-
-    async def approve(
-        self, request_id: str, *, reviewer: str, reason: str = "", client: str = "sdk"
-    ) -> None:
-        """Send the `approve` signal (fire and forget; refusals show in the status)."""
-        await self._signal(
-            request_id,
-            Signal.APPROVE,
-            ReviewDecision(reviewer=reviewer, reason=reason, client=client),
-        )
-
-    async def reject(
-        self, request_id: str, *, reviewer: str, reason: str = "", client: str = "sdk"
-    ) -> None:
-        await self._signal(
-            request_id,
-            Signal.REJECT,
-            ReviewDecision(reviewer=reviewer, reason=reason, client=client),
-        )
-
-    async def pending_reviews(self, limit: int = 100) -> list[PendingReview]:
-        """Cash-outs awaiting review, oldest first (Temporal visibility: eventually consistent)."""
-        found: list[PendingReview] = []
-        query = (
-            f'WorkflowType = "{Workflow.CASHOUT}" AND PayoutStage = "AWAITING_REVIEW" AND '
-            'ExecutionStatus = "Running"'
-        )
-        async for wf in self.client.list_workflows(query, limit=limit):
-            attrs = wf.typed_search_attributes
-            found.append(
-                PendingReview(
-                    request_id=contract.request_id_of(wf.id),
-                    user_id=attrs.get(search.USER) or "",
-                    method=attrs.get(search.METHOD) or "",
-                    currency=attrs.get(search.CURRENCY) or "",
-                    amount=attrs.get(search.AMOUNT) or 0,
-                    risk_score=attrs.get(search.RISK),
-                    started=wf.start_time,
-                    summary="",
-                )
-            )
-        found.sort(key=lambda p: p.started or datetime.min.replace(tzinfo=UTC))
-        return found
 
     # ------------------------------------------------------------------ internals
 

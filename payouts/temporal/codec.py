@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import hashlib
 import os
 from collections.abc import Sequence
 
@@ -25,6 +24,7 @@ from temporalio.converter import DataConverter, PayloadCodec
 
 from payouts.config.settings import Settings
 from payouts.errors import CodecError
+from payouts.security.deployment import derived_payload_key
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
@@ -45,7 +45,7 @@ def parse_keys(spec: str, *, secret: str) -> list[tuple[str, bytes]]:
             raise CodecError(f"PAYOUTS_PAYLOAD_KEYS: key {key_id!r} must be 32 bytes")
         keys.append((key_id, key))
     if not keys:
-        keys.append(("derived-1", hashlib.sha256(f"payloads:{secret}".encode()).digest()))
+        return parse_keys(derived_payload_key(secret), secret=secret)
     return keys
 
 

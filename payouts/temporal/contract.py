@@ -43,6 +43,7 @@ class Activity:
     """Activity names. Local activities touch only our database; the rest the outside world."""
 
     # the cash-out: local
+    ADMIT_CASHOUT: Final = "admit_cashout"
     RESERVE_AND_ASSESS: Final = "reserve_and_assess"
     BOOK_PAYOUT: Final = "book_payout"
     RELEASE_HOLD: Final = "release_hold"
@@ -64,6 +65,13 @@ class Activity:
     # operations
     DELIVER_NOTIFICATIONS: Final = "deliver_notifications"
     RECONCILE_DAY: Final = "reconcile_day"
+
+
+class Patch:
+    """`workflow.patched` ids: a cash-out that started before a change keeps its old
+    commands on replay; one that starts after takes the new ones."""
+
+    ADMISSION: Final = "admission-before-hold"
 
 
 class Decision:

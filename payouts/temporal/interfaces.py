@@ -15,6 +15,8 @@ from temporalio import activity
 
 from payouts.domain.cashout import AuditEntry
 from payouts.domain.messages import (
+    Admission,
+    AdmitInput,
     BankCycle,
     BankEnqueue,
     BankSignal,
@@ -35,6 +37,14 @@ from payouts.domain.messages import (
     WalletPayoutInput,
 )
 from payouts.temporal.contract import Activity as A
+
+
+class AdmissionSteps:
+    """The worker's verdict on a cash-out before anything is held (a local activity)."""
+
+    @activity.defn(name=A.ADMIT_CASHOUT)
+    def admit_cashout(self, inp: AdmitInput) -> Admission:
+        raise NotImplementedError
 
 
 class CashoutSteps:

@@ -76,11 +76,13 @@ async def test_review_approved_by_update(harness: Harness) -> None:
     assert held.approvals_needed == 1 and "above the review threshold" in (held.decision or "")
     assert held.identity == "verified (tier 1)"
     handle = h.client.client.get_workflow_handle(ticket.workflow_id)
-    status = await handle.execute_update(
-        "review",
-        ReviewRequest(reviewer="bob", decision="approve", reason="known payee", client="other"),
-        result_type=CashoutStatus,
+    signed = await h.client.signed_decision(
+        ticket.request_id, reviewer="bob", decision="approve", reason="known payee"
     )
+    request = ReviewRequest(
+        decision="approve", client="other", **signed.model_dump(exclude={"client", "ref"})
+    )
+    status = await handle.execute_update("review", request, result_type=CashoutStatus)
     assert status.reviews[-1].accepted
     assert (status.reviews[-1].via, status.reviews[-1].client) == ("update", "other")
     result = await h.result(ticket.request_id)

@@ -103,10 +103,11 @@ async def test_cancel_command(harness: Harness, tmp_path: Path) -> None:
     assert again.returncode == 1 and "too late to cancel: the cash-out is CANCELLED" in again.stderr
 
 
-async def test_temporal_cli_signal_and_query(harness: Harness) -> None:
-    """A reviewer approves with `temporal workflow signal` (as from the UI) and an operator
-    reads the outcome with `temporal workflow query`: through the codec server the answer is
-    readable; without it, it is ciphertext."""
+async def test_temporal_cli_signal_and_query(harness: Harness, tmp_path: Path) -> None:
+    """A reviewer approves with `temporal workflow signal` (as from the UI): a typed
+    payload claiming to be alice is refused; the one `payouts review sign` prints counts.
+    An operator reads the outcome with `temporal workflow query`: through the codec server
+    the answer is readable; without it, it is ciphertext."""
     h = harness
     h.fund("quinn", "700.00")
     ticket = await h.cashout("quinn", "600", "wallet", "quinn@example.com")
@@ -122,13 +123,25 @@ async def test_temporal_cli_signal_and_query(harness: Harness) -> None:
             timeout=30,
         )
 
-    signal = await asyncio.to_thread(
+    forged = await asyncio.to_thread(
         temporal,
         "signal",
         "--name",
         "approve",
         "--input",
         '{"reviewer": "alice", "reason": "ok from the CLI"}',
+    )
+    assert forged.returncode == 0, forged.stderr
+    refused = await h.wait_for(ticket.request_id, lambda s: bool(s.reviews))
+    assert refused.stage is Stage.AWAITING_REVIEW
+    assert refused.reviews[0].refusal.startswith("unsigned")
+    signed = await in_thread(
+        h, tmp_path, "review", "sign", ticket.request_id, "--reviewer", "alice", "--reason", "ok"
+    )
+    assert signed.returncode == 0, signed.stderr
+    assert "signal name: approve" in signed.stderr
+    signal = await asyncio.to_thread(
+        temporal, "signal", "--name", "approve", "--input", signed.stdout.strip()
     )
     assert signal.returncode == 0, signal.stderr
     await h.result(ticket.request_id)
@@ -145,7 +158,12 @@ async def test_temporal_cli_signal_and_query(harness: Harness) -> None:
     answer = json.loads(query.stdout)
     status = answer["queryResult"][0] if "queryResult" in answer else answer
     assert status["stage"] == "PAID"
-    assert status["reviews"][0]["reviewer"] == "alice" and status["reviews"][0]["via"] == "signal"
+    accepted = status["reviews"][-1]
+    assert (accepted["reviewer"], accepted["accepted"], accepted["client"]) == (
+        "alice",
+        True,
+        "temporal-ui",
+    )
     assert codec.decoded >= 1
     assert "PAID" not in raw.stdout
     assert base64.b64encode(b"binary/encrypted").decode() in raw.stdout

@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from payouts.config.settings import Settings
 from payouts.devstack.demo import sandbox_iban
+from payouts.devstack.embedded import embedded_stack, platform_client
 from payouts.domain.cashout import Stage
 from payouts.errors import CodecError
 from payouts.rails.giftcards import codes as giftcards
@@ -27,6 +28,7 @@ from payouts.temporal import telemetry
 from payouts.temporal.codec import EncryptionCodec, codec_for, converter_for, new_key, parse_keys
 from payouts.temporal.codec_server import CodecServer
 from payouts.web import free_port
+from tests.support.databases import share_test_server_payload_key
 from tests.support.harness import Harness
 
 
@@ -130,9 +132,12 @@ async def test_keygen_and_the_standalone_codec_server() -> None:
             timeout=30,
         )
 
-    old, new = cli("keygen", "2026-10").stdout.strip(), cli("keygen", "2026-11").stdout.strip()
+    old, new = (
+        cli("keygen", "payload", "2026-10").stdout.strip(),
+        cli("keygen", "payload", "2026-11").stdout.strip(),
+    )
     assert old.startswith("2026-10:") and new.startswith("2026-11:")
-    bad = cli("keygen", "a:b")
+    bad = cli("keygen", "payload", "a:b")
     assert bad.returncode == 1 and "key_id: must be a non-empty name" in bad.stderr
     sealed_old = await codec_for(Settings(payload_keys=old)).encode([Payload(data=b'"Zoe"')])
     sealed_new = await codec_for(Settings(payload_keys=f"{new},{old}")).encode(
@@ -196,17 +201,18 @@ async def test_worker_exposes_prometheus_metrics(
 ) -> None:
     """The SDK's metrics and ours (stages, amounts, fees, review wait) on /metrics."""
     port = free_port()
-    settings = Settings(data_dir=tmp_path, task_queue=f"m-{uuid.uuid4().hex[:6]}")
+    settings = Settings(
+        data_dir=tmp_path,
+        task_queue=f"m-{uuid.uuid4().hex[:6]}",
+    )
     client = await Client.connect(
         temporal_env.client.service_client.config.target_host,
         data_converter=converter_for(settings),
         runtime=telemetry.runtime(port),
     )
-    from payouts.app.worker import Stack
-    from payouts.temporal.client import PayoutsClient
-
-    stack = Stack(settings)
-    payouts = PayoutsClient(client, policy=stack.policy, task_queue=settings.task_queue)
+    share_test_server_payload_key(tmp_path)
+    stack = embedded_stack(settings, temporal_env.client.service_client.config.target_host)
+    payouts = platform_client(stack, client)
     stack.ledger.credit_earning(
         event_id="m1",
         user_id="met",

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from payouts.app.worker import Stack
 from payouts.config.settings import Settings
+from payouts.devstack.embedded import embedded_stack, platform_client
 from payouts.devstack.stack import resolve_ports, sidecars
 from payouts.domain.cashout import Stage
 from payouts.domain.money import parse_micros
 from payouts.temporal import search
-from payouts.temporal.client import PayoutsClient
+from tests.support.databases import share_test_server_payload_key
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,9 @@ async def test_worker_killed_mid_disbursement_finishes_once(
             sandbox_wallet_complete_seconds=0.05,
         )
     )
-    stack = Stack(settings)  # the files and sidecars; the workers are other processes
+    target = temporal_env.client.service_client.config.target_host
+    share_test_server_payload_key(tmp_path)
+    stack = embedded_stack(settings, target)  # the files and sidecars; workers are processes
     stack.ledger.credit_earning(
         event_id="e1",
         user_id="kai",
@@ -74,7 +76,7 @@ async def test_worker_killed_mid_disbursement_finishes_once(
         amount=parse_micros("50"),
         earned_at=datetime.now(UTC) - timedelta(days=10),
     )
-    client = PayoutsClient(temporal_env.client, policy=stack.policy, task_queue=settings.task_queue)
+    client = platform_client(stack, temporal_env.client)
     first = second = None
     try:
         async with sidecars(settings, stack, temporal_env.client) as cars:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -56,3 +57,17 @@ def require_postgres() -> None:
     if REQUIRE_PG:
         pytest.fail(message + " (PAYOUTS_REQUIRE_POSTGRES=1)", pytrace=False)
     pytest.skip(message)
+
+
+def share_test_server_payload_key(data_dir: Path) -> None:
+    """The session's Temporal test server client encrypts with the payload key release 0.1
+    derived from the default secret: make it the embedded folder's payload key too, so the
+    CLI, the worker processes and that client read each other's payloads."""
+    from payouts.config.settings import DEV_SECRET
+    from payouts.security.deployment import derived_payload_key
+
+    path = data_dir / "keys" / "payload.keys"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(derived_payload_key(DEV_SECRET))

@@ -13,8 +13,9 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from payouts.app.worker import Stack
+from payouts.app.stack import Stack
 from payouts.config.settings import Settings
+from payouts.devstack.embedded import embedded_stack, platform_client
 from payouts.devstack.stack import Sidecars, resolve_ports, sidecars
 from payouts.domain.cashout import CashoutResult, CashoutStatus, Stage
 from payouts.domain.money import parse_micros
@@ -22,7 +23,8 @@ from payouts.ledger import EarningRow
 from payouts.rails.platform.sandbox import PlatformSandbox
 from payouts.rails.wallet.sandbox import WalletSandbox
 from payouts.store.tables import to_epoch_us
-from payouts.temporal.client import PayoutsClient, Ticket
+from payouts.temporal.client import Ticket
+from tests.support.databases import share_test_server_payload_key
 
 
 class Harness:
@@ -33,7 +35,7 @@ class Harness:
         self.stack = stack
         self.task_queue = task_queue
         self.cars = cars
-        self.client = PayoutsClient(env.client, policy=stack.policy, task_queue=task_queue)
+        self.client = platform_client(stack, env.client, task_queue)
 
     @classmethod
     @asynccontextmanager
@@ -53,8 +55,9 @@ class Harness:
             ("wallet_timeout_seconds", 2.0),
         ):
             overrides.setdefault(key, value)
+        share_test_server_payload_key(data_dir)
         settings = resolve_ports(Settings(data_dir=data_dir, task_queue=task_queue, **overrides))
-        stack = Stack(settings)
+        stack = embedded_stack(settings, env.client.service_client.config.target_host)
         try:
             async with sidecars(settings, stack, env.client) as cars, stack.worker(env.client):
                 yield cls(env, stack, task_queue, cars)
@@ -130,6 +133,7 @@ class Harness:
             method=method,
             destination=destination,
             holder=holder,
+            requested_at=await self.env.get_current_time(),
         )
 
     async def result(self, request_id: str, timeout: float = 30) -> CashoutResult:

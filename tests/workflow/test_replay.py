@@ -16,7 +16,7 @@ from temporalio.worker import Replayer
 from temporalio.worker._workflow_instance import _WorkflowLogicFlag
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from payouts.app.worker import PASSTHROUGH, WORKFLOWS
+from payouts.app.runtime import PASSTHROUGH, WORKFLOWS
 from payouts.config.settings import Settings
 from payouts.domain.cashout import Stage
 from payouts.temporal.codec import converter_for

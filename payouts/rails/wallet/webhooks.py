@@ -19,6 +19,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from payouts.domain.messages import WalletEvent
+from payouts.domain.trust import rail_event_message
+from payouts.security.keys import SigningKey
 from payouts.security.signing import verify
 from payouts.store.database import Database
 from payouts.store.tables import WebhookEvent, to_epoch_us
@@ -29,8 +31,15 @@ _EVENT = WebhookEvent.__table__  # type: ignore[attr-defined]
 
 class WebhookReceiver:
     def __init__(
-        self, *, client: Client, db: Database, wallet_secret: str, tolerance: int = 300
+        self,
+        *,
+        client: Client,
+        db: Database,
+        wallet_secret: str,
+        service_key: SigningKey,
+        tolerance: int = 300,
     ) -> None:
+        self.service_key = service_key
         self.client = client
         self.db = db
         self.wallet_secret = wallet_secret
@@ -72,6 +81,9 @@ class WebhookReceiver:
         if await asyncio.to_thread(self._seen, signal.event_id):
             self.duplicates += 1
             return web.json_response({"received": True, "duplicate": True})
+        # vouch for it to the cash-out: our ingress's key over the event and its workflow
+        message = rail_event_message(reference, "wallet", signal.model_dump(mode="json"))
+        signal = signal.model_copy(update={"signature": self.service_key.sign(message)})
         try:
             await self.client.get_workflow_handle(reference).signal(Signal.WALLET_EVENT, signal)
         except RPCError as exc:

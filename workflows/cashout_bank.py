@@ -1,0 +1,156 @@
+"""Paying by bank transfer: the DISBURSING -> SENT -> PAID (-> RETURNED) part of a cash-out.
+
+The transfer is queued in the batch book for the next cutoff; the bank workflows then tell
+the cash-out what the bank said (signal `bank_event`): sent in a batch, accepted, booked;
+or rejected. After PAID a return is still possible within the return window.
+
+An admitted cash-out (`run.signed`) counts an event only if our bank workflows signed it
+for this workflow, it names this transfer's EndToEndId, and it fits the stage (a
+"rejected" before the transfer left is refused and noted); each kind counts once.
+Cash-outs started before that keep the rules they started under.
+"""
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from payouts.domain.cashout import BankAccount, Stage
+    from payouts.domain.messages import BankEnqueue, BankEvent, ReverseInput, ReversePayout
+    from payouts.temporal.contract import Step
+    from payouts.temporal.interfaces import CashoutSteps
+    from workflows.steps import Run, local, rail_event_refusal
+
+# the stages in which each thing the bank says can be true
+FITS = {
+    "sent": (Stage.DISBURSING,),
+    "accepted": (Stage.DISBURSING, Stage.SENT),
+    "rejected": (Stage.DISBURSING, Stage.SENT),
+    "booked": (Stage.DISBURSING, Stage.SENT),
+    "returned": (Stage.DISBURSING, Stage.SENT, Stage.PAID),
+}
+
+
+class BankRail:
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.inbox: list[BankEvent] = []  # as signalled
+        self.seen: set[str] = set()  # kinds taken
+        self.returned: BankEvent | None = None  # a return that counts
+
+    def on_event(self, event: BankEvent) -> None:
+        """The signal handler: queue it (older cash-outs: each kind once, at once)."""
+        if not self.run.signed:
+            if event.kind in self.seen:
+                return
+            self.seen.add(event.kind)
+        self.inbox.append(event)
+
+    def take(self) -> BankEvent | None:
+        """The next event in the inbox, if it counts; a refusal is noted and audited."""
+        event = self.inbox.pop(0)
+        if not self.run.signed:
+            return event
+        why = rail_event_refusal(self.run, "bank", event)
+        stage = self.run.progress.stage
+        if why is None and event.end_to_end_id != self.run.progress.rail_ref:
+            why = "it names another transfer"
+        if why is None and stage not in FITS.get(event.kind, ()):
+            why = f"a bank's {event.kind!r} does not fit a cash-out that is {stage.value}"
+        if why is not None:
+            self.run.refused(f"bank event {event.kind!r}", why)
+            return None
+        if event.kind in self.seen:
+            return None  # told twice
+        self.seen.add(event.kind)
+        if event.kind == "returned":
+            self.returned = event
+        return event
+
+    async def pay(self) -> None:
+        """Queue for the next batch, then follow the bank's answers until it books."""
+        run, q, req = self.run, self.run.inp.quote, self.run.inp.request
+        assert isinstance(req.destination, BankAccount)
+        enqueue = BankEnqueue(
+            workflow_id=workflow.info().workflow_id,
+            request_id=req.request_id,
+            user_id=req.user_id,
+            currency=q.currency,
+            amount=q.net,
+            destination=req.destination,
+            at=workflow.now(),
+        )
+        run.progress.rail_ref = await run.step(
+            lambda: local(CashoutSteps.enqueue_bank_transfer, enqueue), local=True
+        )
+        cutoff = run.inp.rules.batch_cutoff_minutes
+        every = "minute" if cutoff == 1 else f"{cutoff} minutes"
+        run.note(
+            f"queued for the next {q.currency} bank batch (cutoff every {every}),"
+            f" reference {run.progress.rail_ref}"
+        )
+        while True:
+            await run.step(lambda: workflow.wait_condition(lambda: bool(self.inbox)))
+            event = self.take()
+            if event is None:
+                continue
+            if event.kind == "sent" and run.progress.stage is Stage.DISBURSING:
+                run.progress.batch_id = event.batch_id
+                hours = run.inp.rules.expected_arrival_hours
+                run.progress.expected_arrival = workflow.now() + timedelta(hours=hours)
+                run.enter(Stage.SENT, f"in bank batch {event.batch_id}")
+            elif event.kind == "accepted":
+                run.note("accepted by the bank")
+            elif event.kind == "rejected":
+                await run.end(
+                    Stage.FAILED,
+                    f"the bank rejected the transfer: {event.code} {event.reason}".strip(),
+                )
+            elif event.kind in ("booked", "returned"):
+                if event.kind == "returned" and not run.signed:
+                    self.inbox.insert(0, event)  # booked and returned at once: both count
+                run.note("booked by the bank")
+                return
+
+    async def watch_for_return(self, window: timedelta) -> None:
+        """A bank can still return a paid transfer: reverse it in the ledger if it does."""
+        run = self.run
+        if run.signed:
+            event = await self._wait_for_return(window)
+        else:
+            try:
+                await run.step(
+                    lambda: workflow.wait_condition(
+                        lambda: any(e.kind == "returned" for e in self.inbox), timeout=window
+                    )
+                )
+                event = next(e for e in self.inbox if e.kind == "returned")
+            except TimeoutError:
+                event = None
+        if event is None:
+            run.note(f"no return within {window.days} days: final")
+            return
+        reason = f"returned by the bank: {event.code} {event.reason}".strip()
+        reverse = ReversePayout(
+            reverse=ReverseInput(key=run.key(Step.REVERSE), hold_id=run.hold_id(), reason=reason),
+            notify=run.notification(Stage.RETURNED, reason),
+        )
+        await run.step(lambda: local(CashoutSteps.reverse_payout, reverse), local=True)
+        run.progress.outcome = f"{reason}; the money is back in the available balance"
+        run.enter(Stage.RETURNED, run.progress.outcome)
+
+    async def _wait_for_return(self, window: timedelta) -> BankEvent | None:
+        """The first return that counts within the window (refused events are noted)."""
+        run = self.run
+        deadline = workflow.now() + window
+        while self.returned is None:
+            try:
+                await run.step(
+                    lambda: workflow.wait_condition(
+                        lambda: bool(self.inbox), timeout=deadline - workflow.now()
+                    )
+                )
+            except TimeoutError:
+                return None
+            self.take()
+        return self.returned

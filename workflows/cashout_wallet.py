@@ -1,0 +1,107 @@
+"""Paying to a wallet: POST to the provider with the step's idempotency key, then wait for
+its signed webhook (signal `wallet_event`, relayed by our ingress), asking the provider
+directly when the webhook is slow.
+
+An admitted cash-out (`run.signed`) counts a webhook event only if our ingress signed it
+for this workflow and it names this payout; refusals are noted. Older cash-outs keep the
+rules they started under.
+"""
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from payouts.domain.cashout import Stage, WalletAccount
+    from payouts.domain.messages import WalletEvent, WalletPayout, WalletPayoutInput
+    from payouts.temporal.contract import Step
+    from payouts.temporal.interfaces import CashoutSteps
+    from workflows.steps import Run, rail_event_refusal, remote
+
+WALLET_PATIENCE = timedelta(minutes=2)  # wait this long for a webhook before asking
+FINAL = ("completed", "failed")
+
+
+class WalletRail:
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.final: WalletPayout | None = None
+        self.seen: set[str] = set()
+        self.inbox: list[WalletEvent] = []  # admitted cash-outs: as signalled, unchecked
+
+    def on_event(self, event: WalletEvent) -> None:
+        """The signal handler: queue it (older cash-outs: take it at once, as before)."""
+        if self.run.signed:
+            self.inbox.append(event)
+        else:
+            self._take(event)
+
+    def _take(self, event: WalletEvent) -> None:
+        if event.event_id in self.seen:
+            return
+        self.seen.add(event.event_id)
+        if self.final is None and event.status in FINAL:
+            self.final = WalletPayout(
+                id=event.payout_id, status=event.status, failure_reason=event.failure_reason
+            )
+        elif event.status not in FINAL:
+            self.run.note(f"wallet provider: {event.type}")
+
+    def _drain(self) -> None:
+        """Take what the inbox holds, refusing what is not ours for this payout."""
+        while self.inbox:
+            event = self.inbox.pop(0)
+            why = rail_event_refusal(self.run, "wallet", event)
+            if why is None and event.payout_id != self.run.progress.rail_ref:
+                why = "it names another payout"
+            if why is not None:
+                self.run.refused(f"wallet event {event.type!r}", why)
+                continue
+            self._take(event)
+
+    async def pay(self) -> None:
+        run, q, req = self.run, self.run.inp.quote, self.run.inp.request
+        assert isinstance(req.destination, WalletAccount)
+        send = WalletPayoutInput(
+            key=run.key(Step.DISBURSE),
+            reference=workflow.info().workflow_id,
+            wallet_id=req.destination.wallet_id,
+            amount=q.net,
+            currency=q.currency,
+        )
+        payout = await run.step(lambda: remote(CashoutSteps.send_wallet_payout, send))
+        run.progress.rail_ref = payout.id
+        lookup = " (an ambiguous answer was resolved by asking the provider)"
+        run.enter(
+            Stage.SENT,
+            f"wallet payout {payout.id} accepted" + (lookup if payout.resolved_by_lookup else ""),
+        )
+        if payout.status in FINAL:
+            self.final = payout
+        if run.signed:
+            self._drain()
+        patience = WALLET_PATIENCE
+        while self.final is None:
+            try:
+                await run.step(
+                    lambda p=patience: workflow.wait_condition(  # type: ignore[misc]
+                        lambda: self.final is not None or self._final_waiting(), timeout=p
+                    )
+                )
+                self._drain()
+            except TimeoutError:
+                checked = await run.step(
+                    lambda: remote(CashoutSteps.wallet_payout_status, payout.id)
+                )
+                if checked.status in FINAL:
+                    run.note("no webhook yet: asked the provider, which has a final answer")
+                    self.final = checked
+                patience = min(patience * 2, timedelta(hours=1))
+        if self.final.status == "failed":
+            why = self.final.failure_reason or "no reason"
+            await run.end(Stage.FAILED, f"the wallet provider failed the payout: {why}")
+        run.note("wallet provider confirmed the payout")
+
+    def _final_waiting(self) -> bool:
+        """Does the inbox hold a final answer to check? (Not one that is a duplicate.)"""
+        return any(e.status in FINAL and e.event_id not in self.seen for e in self.inbox)
