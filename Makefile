@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench chaos clean compile
+.PHONY: run test lint typecheck pytest bench chaos clean compile browser ui-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,20 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Debian's Chromium for the browser test of the Temporal UI (Playwright drives it; nothing
+# is downloaded by Playwright itself). Where it cannot be installed the test says so and skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the UI test"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+			>/dev/null 2>&1 || echo "could not install chromium: the UI test will be skipped"; }
+
+# The browser test alone: approve a held cash-out from the Temporal UI with a signed payload.
+ui-test: $(STAMP) browser
+	$(BIN)/python -m pytest tests/ui -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: compile
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -4,7 +4,9 @@
         [--currency USD] [--holder NAME] [--request-id ID] [--wait]
 
 Connection settings come from Temporal's environment configuration (default
-localhost:7233); the policy and task queue from PAYOUTS_* settings.
+localhost:7233); the policy and task queue from PAYOUTS_* settings. The request is signed
+with the platform's key (PAYOUTS_PLATFORM_KEY_FILE, or in the embedded stack the one
+`payouts up` generated): the worker admits nothing else.
 """
 
 from __future__ import annotations
@@ -19,16 +21,21 @@ import uuid
 from payouts.config.settings import Settings
 from payouts.domain.money import parse_micros
 from payouts.errors import PayoutError
+from payouts.security.deployment import Deployment
 from payouts.temporal.client import PayoutsClient
 from payouts.temporal.codec import converter_for
+from payouts.temporal.connection import connect_config
 
 
 async def start(args: argparse.Namespace) -> dict[str, object]:
-    settings = Settings()
+    deployment = Deployment(Settings(), connect_config()["target_host"])
+    deployment.require("payload_keys")
+    settings = deployment.settings
     client = await PayoutsClient.connect(
-        policy=settings.load_policy(),
+        policy=deployment.policy(settings.load_policy()),
         task_queue=settings.task_queue,
         converter=converter_for(settings),
+        platform_key=deployment.platform_key(),
     )
     ticket = await client.request_cashout(
         request_id=args.request_id or uuid.uuid4().hex[:16],

@@ -186,8 +186,10 @@ class CashoutActivities(CashoutSteps):
     @activity.defn(name=A.RELEASE_HOLD)
     @domain_errors
     def release_hold(self, inp: ReleaseHold) -> int:
-        """No payout: held -> available; then tell the platform."""
+        """No payout: a queued bank transfer is taken out of the book first (it must never
+        leave for a released hold), then held -> available, then tell the platform."""
         v = inp.void
+        book.withdraw(self.ledger.db, v.hold_id, inp.notify.at)
         tx = self.ledger.void(key=v.key, hold_id=v.hold_id, reason=v.reason)
         self._record(inp.notify)
         return tx.transaction_id

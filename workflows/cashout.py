@@ -32,7 +32,6 @@ from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from payouts.domain.cashout import (
-        CANCELLABLE,
         TERMINAL,
         Answer,
         CancelRequest,
@@ -280,8 +279,9 @@ class CashoutWorkflow:
         """Await one step to its end, even through a Temporal cancellation.
 
         A step is never cut off halfway (a reserve might have committed, a payout might be
-        at the rail). A cancellation that arrives before disbursement becomes a cancel
-        request, acted on at the next step boundary; after that it is refused.
+        at the rail). A Temporal cancellation is refused (cancels are signed: `payouts
+        cancel`), or in a cash-out from before, becomes a cancel request acted on at the
+        next step boundary before disbursement. A wait that gives way to it is resumed.
 
         Before a step that waits on the server (anything but a local activity), the stage
         is published to the search attributes: stage changes inside one workflow task
@@ -294,19 +294,9 @@ class CashoutWorkflow:
             try:
                 return await asyncio.shield(task)
             except asyncio.CancelledError:
-                if self.desk.signed:
-                    self.note(
-                        "workflow cancellation refused: a cancel is signed by the payee's "
-                        "platform or a reviewer (payouts cancel)"
-                    )
-                elif self.progress.stage in CANCELLABLE:
-                    if self.desk.cancel is None:
-                        self.desk.cancel = CancelRequest(
-                            requested_by="operator", reason="workflow cancelled in Temporal"
-                        )
-                        self.note("workflow cancellation received: stopping after this step")
-                else:
-                    self.note("workflow cancellation refused: the payout is already with the rail")
+                self.desk.temporal_cancellation()
+                if task.cancelled():  # the wait itself gave way to the cancellation
+                    task = asyncio.ensure_future(make())
 
     def _publish(self) -> None:
         """Upsert the stage (and risk score) if they changed since the last upsert."""

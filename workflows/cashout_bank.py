@@ -5,8 +5,9 @@ the cash-out what the bank said (signal `bank_event`): sent in a batch, accepted
 or rejected. After PAID a return is still possible within the return window.
 
 An admitted cash-out (`run.signed`) counts an event only if our bank workflows signed it
-for this workflow, it names this transfer's EndToEndId, and it fits the stage (a
-"rejected" before the transfer left is refused and noted); each kind counts once.
+for this workflow, it names this transfer's EndToEndId, and it fits the stage the cash-out
+was in when it arrived (a "rejected" while the cash-out waits for review is refused and
+noted: no genuine one can exist before the transfer is queued); each kind counts once.
 Cash-outs started before that keep the rules they started under.
 """
 
@@ -35,6 +36,7 @@ class BankRail:
     def __init__(self, run: Run) -> None:
         self.run = run
         self.inbox: list[BankEvent] = []  # as signalled
+        self.arrived: list[Stage] = []  # the stage each came in (admitted cash-outs)
         self.seen: set[str] = set()  # kinds taken
         self.returned: BankEvent | None = None  # a return that counts
 
@@ -44,6 +46,8 @@ class BankRail:
             if event.kind in self.seen:
                 return
             self.seen.add(event.kind)
+        else:
+            self.arrived.append(self.run.progress.stage)
         self.inbox.append(event)
 
     def take(self) -> BankEvent | None:
@@ -51,12 +55,12 @@ class BankRail:
         event = self.inbox.pop(0)
         if not self.run.signed:
             return event
+        stage = self.arrived.pop(0)
         why = rail_event_refusal(self.run, "bank", event)
-        stage = self.run.progress.stage
         if why is None and event.end_to_end_id != self.run.progress.rail_ref:
             why = "it names another transfer"
         if why is None and stage not in FITS.get(event.kind, ()):
-            why = f"a bank's {event.kind!r} does not fit a cash-out that is {stage.value}"
+            why = f"a bank's {event.kind!r} does not fit a cash-out that was {stage.value}"
         if why is not None:
             self.run.refused(f"bank event {event.kind!r}", why)
             return None

@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from payouts.security import keys
     from payouts.temporal.interfaces import CashoutSteps
     from workflows.steps import Run as Steps
-    from workflows.steps import local
+    from workflows.steps import local, resumed
 
 MAX_AUDITED = 500  # decisions written to the audit table per cash-out
 MAX_ANSWERS = 500  # signalled decisions and cancels the `answer` query remembers
@@ -65,6 +65,7 @@ class Desk:
         self.decided = False  # ... and has: the auditor writes the rest and stops
         self.nonces: set[str] = set()  # of the signatures this cash-out has taken
         self.review_started: datetime | None = None  # for the review-wait metric
+        self.temporal_cancel_seen = False
 
     @property
     def signed(self) -> bool:
@@ -79,14 +80,14 @@ class Desk:
         run.board.open(approvals)
         timeout = timedelta(hours=review.timeout_hours)
         self.review_started = workflow.now()
-        run.progress.review_deadline = workflow.now() + timeout
+        run.progress.review_deadline = deadline = workflow.now() + timeout
         plural = "s" if approvals > 1 else ""
         run.enter(Stage.AWAITING_REVIEW, f"{why}; {approvals} approval{plural} needed")
         try:
             await run.step(
                 lambda: workflow.wait_condition(
                     lambda: run.board.outcome is not None or self.cancel is not None,
-                    timeout=timeout,
+                    timeout=deadline - workflow.now(),
                 )
             )
         except TimeoutError:
@@ -100,6 +101,23 @@ class Desk:
         await run.stop_if_cancelled()
         if run.board.outcome is ReviewOutcome.REJECTED:
             await run.end(Stage.REJECTED, run.board.rejection)
+
+    def temporal_cancellation(self) -> None:
+        """A Temporal cancellation carries no identity: refused (noted once), or in a
+        cash-out from before signatures, the operator's cancel request, as it was."""
+        run = self.run
+        if self.temporal_cancel_seen:
+            return
+        self.temporal_cancel_seen = True
+        if run.signed:
+            run.note("workflow cancellation refused: cancels are signed (payouts cancel)")
+        elif run.progress.stage not in CANCELLABLE:
+            run.note("workflow cancellation refused: the payout is already with the rail")
+        elif self.cancel is None:
+            self.cancel = CancelRequest(
+                requested_by="operator", reason="workflow cancelled in Temporal"
+            )
+            run.note("workflow cancellation received: stopping after this step")
 
     def queue(self, kind: str, signal: ReviewDecision | CancelRequest) -> None:
         """A signal handler's whole work: the decider applies it after the rest of the task."""
@@ -116,7 +134,7 @@ class Desk:
         here, after the main coroutine has reacted to everything else in the activation, a
         decision meets the same state both ways, so the workflow replays as it ran."""
         while True:
-            await workflow.wait_condition(lambda: bool(self.signals) or self.closing)
+            await resumed(lambda: bool(self.signals) or self.closing)
             if not self.signals:
                 return
             batch, self.signals = self.signals, []
@@ -198,7 +216,7 @@ class Desk:
         the main coroutine, and on replay the update's answer could land before commands it
         followed the first time (a non-determinism error, seen in the chaos run)."""
         while True:
-            await workflow.wait_condition(lambda: bool(self.audit_pending) or self.decided)
+            await resumed(lambda: bool(self.audit_pending) or self.decided)
             if not self.audit_pending:
                 return
             batch, self.audit_pending = self.audit_pending, []

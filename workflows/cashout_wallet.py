@@ -28,11 +28,13 @@ class WalletRail:
         self.final: WalletPayout | None = None
         self.seen: set[str] = set()
         self.inbox: list[WalletEvent] = []  # admitted cash-outs: as signalled, unchecked
+        self.arrived: list[Stage] = []  # ... and the stage each came in
 
     def on_event(self, event: WalletEvent) -> None:
         """The signal handler: queue it (older cash-outs: take it at once, as before)."""
         if self.run.signed:
             self.inbox.append(event)
+            self.arrived.append(self.run.progress.stage)
         else:
             self._take(event)
 
@@ -50,10 +52,12 @@ class WalletRail:
     def _drain(self) -> None:
         """Take what the inbox holds, refusing what is not ours for this payout."""
         while self.inbox:
-            event = self.inbox.pop(0)
+            event, stage = self.inbox.pop(0), self.arrived.pop(0)
             why = rail_event_refusal(self.run, "wallet", event)
             if why is None and event.payout_id != self.run.progress.rail_ref:
                 why = "it names another payout"
+            if why is None and stage not in (Stage.DISBURSING, Stage.SENT):
+                why = f"no payout existed yet (the cash-out was {stage.value})"
             if why is not None:
                 self.run.refused(f"wallet event {event.type!r}", why)
                 continue

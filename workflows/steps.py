@@ -6,6 +6,7 @@ to the outside world is a regular activity that heartbeats, so a lost worker is 
 seconds and another one picks it up.
 """
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, NoReturn, Protocol, TypeVar
@@ -57,6 +58,18 @@ def remote(step: Callable[[CashoutSteps, P], Awaitable[R]], arg: P) -> Awaitable
         heartbeat_timeout=timedelta(seconds=5),
         retry_policy=REMOTE_RETRY,
     )
+
+
+async def resumed(condition: Callable[[], bool]) -> None:
+    """`workflow.wait_condition` for the cash-out's own coroutines: a wait that began before
+    a Temporal cancellation gives way to it (the SDK raises CancelledError when it ends);
+    the cancellation is the pipeline's to refuse, so these just wait again."""
+    while True:
+        try:
+            await workflow.wait_condition(condition)
+            return
+        except asyncio.CancelledError:
+            continue
 
 
 def reason(err: FailureError) -> str:

@@ -13,6 +13,7 @@ import sys
 
 from payouts.app.stack import Stack
 from payouts.config.settings import Settings
+from payouts.errors import PayoutError
 from payouts.temporal import telemetry
 from payouts.temporal.codec import converter_for
 from payouts.temporal.connection import connect
@@ -46,9 +47,14 @@ async def run_worker(settings: Settings) -> None:
 
 
 def main() -> None:
-    asyncio.run(run_worker(Settings()))
+    code = 0
+    try:
+        asyncio.run(run_worker(Settings()))
+    except PayoutError as exc:  # a refusal to start (keys, schema): one line, no traceback
+        print(f"error: {exc.message}", file=sys.stderr, flush=True)
+        code = 1
     sys.stdout.flush()
-    os._exit(0)  # see the exit-crash note in docs/design.md
+    os._exit(code)  # see the exit-crash note in docs/design.md
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from payouts.cli import (  # noqa: F401  (each module registers its commands)
     ledger,
     rails,
     review,
+    security,
     stack,
 )
 from payouts.cli.common import app, env, err

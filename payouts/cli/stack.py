@@ -48,6 +48,8 @@ def codec_server(
 
     origins = tuple(ui_origin or ("http://localhost:8233", "http://127.0.0.1:8233"))
 
+    env.deployment.require("payload_keys")
+
     async def serve() -> None:
         server = CodecServer(codec_for(env.settings), origins=origins)
         url = await server.start(port=port)

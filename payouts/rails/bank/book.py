@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, select, update
 
 from payouts.domain.policy import BatchCost
+from payouts.errors import InvalidState
 from payouts.rails.bank.reports import Report
 from payouts.store.database import Database
 from payouts.store.tables import BankBatch, BankItem, BankReportFile, to_epoch_us
@@ -25,6 +26,7 @@ _BATCH = BankBatch.__table__  # type: ignore[attr-defined]
 _FILE = BankReportFile.__table__  # type: ignore[attr-defined]
 
 RANK = {"queued": 0, "sent": 1, "accepted": 2, "rejected": 3, "booked": 3, "returned": 4}
+LEFT = ("sent", "accepted", "booked", "returned")  # the transfer is with the bank
 SIGNALLED = ("sent", "accepted", "rejected", "booked", "returned")
 
 
@@ -253,8 +255,35 @@ def apply_report(db: Database, *, name: str, report: Report, at: datetime) -> in
     return moved
 
 
+def withdraw(db: Database, workflow_id: str, at: datetime) -> str | None:
+    """Take a queued transfer out of the book before its cash-out's hold is released, so it
+    never leaves for money that is no longer held. Returns the item's status (None: there
+    is none); raises `InvalidState` if the transfer already left with a batch."""
+    with db.write_connection() as conn:
+        row = conn.execute(
+            db.dialect.for_update(
+                select(_ITEM.c.status, _ITEM.c.batch_id).where(_ITEM.c.workflow_id == workflow_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        if row.status in LEFT:
+            raise InvalidState(
+                f"the transfer of {workflow_id} left in batch {row.batch_id} ({row.status}): "
+                "its hold stays until the bank answers"
+            )
+        if row.status == "queued":
+            conn.execute(
+                update(_ITEM)
+                .where(_ITEM.c.workflow_id == workflow_id, _ITEM.c.status == "queued")
+                .values(status="withdrawn", updated_at=to_epoch_us(at))
+            )
+            return "withdrawn"
+        return str(row.status)
+
+
 def _forward(current: str, new: str) -> bool:
-    if current in ("rejected", "returned") or new == current:
+    if current in ("rejected", "returned", "withdrawn") or new == current:
         return False
     if new == "rejected":
         return current in ("sent", "accepted")
