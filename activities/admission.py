@@ -1,14 +1,11 @@
 """Admission: before a cash-out holds anything, the worker checks it came from the platform
 and runs on the worker's own rules and quote (`payouts.domain.admission`). A refusal is
-written to the security log with what the request claimed."""
+written to the security log with what the request claimed. The cash-out's first local
+activity (`admit_and_reserve`) runs this, then the reserve."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
-
-from temporalio import activity
 
 from payouts.domain import admission, trust
 from payouts.domain.messages import Admission, AdmitInput
@@ -16,11 +13,10 @@ from payouts.security import keys
 from payouts.store import security_log
 from payouts.store.database import Database
 from payouts.store.registry import PolicyRegistry
-from payouts.temporal.contract import Activity as A
-from payouts.temporal.interfaces import AdmissionSteps
+from payouts.temporal import contract
 
 
-class AdmissionActivities(AdmissionSteps):
+class Admitter:
     def __init__(
         self,
         *,
@@ -34,8 +30,7 @@ class AdmissionActivities(AdmissionSteps):
         self.platform_public_key = platform_public_key
         self.service_public_key = service_public_key
 
-    @activity.defn(name=A.ADMIT_CASHOUT)
-    def admit_cashout(self, inp: AdmitInput) -> Admission:
+    def admit(self, inp: AdmitInput) -> Admission:
         cashout = inp.inp
         why: str | None
         if not cashout.platform_signature:
@@ -54,7 +49,7 @@ class AdmissionActivities(AdmissionSteps):
                 at=datetime.now(UTC),
                 actor=f"platform (for {cashout.request.user_id})",
                 action="start cash-out",
-                subject=activity.info().workflow_id or "",
+                subject=contract.cashout_id(cashout.request.request_id),
                 reason=why,
             )
             return Admission(admitted=False, refusal=why)
@@ -63,6 +58,3 @@ class AdmissionActivities(AdmissionSteps):
             platform_key=self.platform_public_key,
             service_key=self.service_public_key,
         )
-
-    def all(self) -> list[Callable[..., Any]]:
-        return [self.admit_cashout]

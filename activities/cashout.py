@@ -18,9 +18,12 @@ from typing import Any, ParamSpec, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.admission import Admitter
 from payouts.domain import risk
 from payouts.domain.cashout import AuditEntry
 from payouts.domain.messages import (
+    AdmitAndReserve,
+    AdmittedReserve,
     BankEnqueue,
     BookPayout,
     GiftCardsInput,
@@ -124,7 +127,9 @@ class CashoutActivities(CashoutSteps):
         gift_cards: GiftCardProvider,
         vault: Vault,
         fingerprint_key: bytes,
+        admitter: Admitter,
     ) -> None:
+        self.admitter = admitter
         self.ledger = ledger
         self.identity = identity
         self.wallet = wallet
@@ -136,6 +141,16 @@ class CashoutActivities(CashoutSteps):
     # Each is idempotent: every ledger write has a key from the workflow, the destination
     # registry and the batch book are upserts, the outbox is keyed by event id, so a local
     # activity that runs again after a crash changes nothing twice.
+
+    @activity.defn(name=A.ADMIT_AND_RESERVE)
+    @domain_errors
+    def admit_and_reserve(self, inp: AdmitAndReserve) -> AdmittedReserve:
+        """Admit the cash-out (the platform's signature, the registered rules and quote);
+        only an admitted one is reserved and assessed. One local activity, one round."""
+        admission = self.admitter.admit(inp.admit)
+        if not admission.admitted:
+            return AdmittedReserve(admission=admission)
+        return AdmittedReserve(admission=admission, reserved=self.reserve_and_assess(inp.reserve))
 
     @activity.defn(name=A.RESERVE_AND_ASSESS)
     @domain_errors
@@ -311,6 +326,7 @@ class CashoutActivities(CashoutSteps):
 
     def all(self) -> list[Callable[..., Any]]:
         return [
+            self.admit_and_reserve,
             self.reserve_and_assess,
             self.book_payout,
             self.release_hold,

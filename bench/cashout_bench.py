@@ -32,13 +32,14 @@ from temporalio.worker import Worker
 
 from bench.common import percentile, table
 from bench.floor import FloorWorkflow, noop
-from payouts.config.settings import Settings
+from payouts.config.settings import DEV_SECRET, Settings
 from payouts.devstack.devserver import DevServer
+from payouts.devstack.embedded import embedded_stack, platform_client
 from payouts.devstack.stack import resolve_ports, sidecars
 from payouts.domain.cashout import Stage
 from payouts.ledger import EarningRow
+from payouts.security.deployment import derived_payload_key
 from payouts.store.tables import to_epoch_us
-from payouts.temporal.client import PayoutsClient
 from payouts.temporal.codec import converter_for
 from payouts.temporal.connection import wait_until_ready
 from payouts.web import free_port
@@ -94,8 +95,6 @@ async def _load(run_one: Callable[[int], Awaitable[None]], n: int, in_flight: in
 
 
 async def run_bench(serial: int = 60, load: int = 400, in_flight: int = 40) -> str:
-    from payouts.app.stack import Stack  # the composition root
-
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
@@ -103,14 +102,12 @@ async def run_bench(serial: int = 60, load: int = 400, in_flight: int = 40) -> s
         server.start()
         try:
             client = await wait_until_ready(converter_for(Settings()), target_host=server.address)
-            return await _measure(client, Stack, data, serial, load, in_flight)
+            return await _measure(client, data, serial, load, in_flight)
         finally:
             server.stop()
 
 
-async def _measure(
-    client: Client, stack_cls: type, data: Path, serial: int, load: int, in_flight: int
-) -> str:
+async def _measure(client: Client, data: Path, serial: int, load: int, in_flight: int) -> str:
     rows: list[tuple[str, ...]] = []
     floor_q, bare_q = f"floor-{uuid.uuid4().hex[:6]}", f"bare-{uuid.uuid4().hex[:6]}"
     results: dict[str, tuple[list[float], float]] = {}
@@ -144,7 +141,8 @@ async def _measure(
             sandbox_wallet_complete_seconds=0.0,
         )
     )
-    stack = stack_cls(settings)
+    # the benchmark's client and floor workers encrypt with the default secret's key
+    stack = embedded_stack(settings, address, payload_key=derived_payload_key(DEV_SECRET))
     users = 3 * (serial + load + 5)  # a fresh payee per cash-out: gift card, wallet, x2
     earned = to_epoch_us(datetime.now(UTC) - timedelta(days=10))
     stack.ledger.credit_earnings(
@@ -154,7 +152,7 @@ async def _measure(
             for i in range(100)
         ]
     )
-    payouts = PayoutsClient(client, policy=stack.policy, task_queue=settings.task_queue)
+    payouts = platform_client(stack, client)
     counter = iter(range(users))
 
     def cashout(method: str) -> Callable[[int], Awaitable[None]]:

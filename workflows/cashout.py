@@ -46,13 +46,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from payouts.domain.messages import (
         Admission,
+        AdmitAndReserve,
         AdmitInput,
         BankEvent,
         BookPayout,
         NotifyInput,
         PostInput,
         ReleaseHold,
-        ReserveAndAssess,
+        Reserved,
         VoidInput,
         WalletEvent,
         notify_platform,
@@ -70,7 +71,7 @@ with workflow.unsafe.imports_passed_through():
     from payouts.domain.trust import request_digest
     from payouts.temporal import contract
     from payouts.temporal.contract import Patch, Query, Signal, Step, Update
-    from payouts.temporal.interfaces import AdmissionSteps, CashoutSteps
+    from payouts.temporal.interfaces import CashoutSteps
     from workflows import metrics
     from workflows.cashout_bank import BankRail
     from workflows.cashout_desk import Desk
@@ -129,16 +130,11 @@ class CashoutWorkflow:
         inp, q, rules = self.inp, self.inp.quote, self.inp.rules
         cur = q.currency
 
-        # REQUESTED: the worker admits the request (signed by the platform, its own rules and
-        # quote) before anything is held
-        if self.signed:
-            await self._admit()
-
-        # REQUESTED -> RESERVED: hold the gross (balance, limits) and score the fraud risk
+        # REQUESTED -> RESERVED: the worker admits the request (signed by the platform, its
+        # own rules and quote), and only then holds the gross (balance, limits) and scores
+        # the fraud risk: one local activity
         try:
-            reserved = await self.step(
-                lambda: local(CashoutSteps.reserve_and_assess, self._reserve()), local=True
-            )
+            reserved = await self._admit_and_reserve()
         except FailureError as err:
             await self.end(Stage.FAILED, reason(err))
         self._held = True
@@ -204,23 +200,26 @@ class CashoutWorkflow:
         if q.method is Method.BANK_TRANSFER and rules.return_window_days > 0:
             await self.bank.watch_for_return(timedelta(days=rules.return_window_days))
 
-    async def _admit(self) -> None:
-        admit = AdmitInput(inp=self.inp, started_at=workflow.info().start_time)
-        try:
-            admission = await self.step(
-                lambda: local(AdmissionSteps.admit_cashout, admit), local=True
-            )
-        except FailureError as err:
-            await self.end(Stage.REJECTED, f"not admitted: {reason(err)}")
-        if not admission.admitted:
-            await self.end(Stage.REJECTED, f"not admitted: {admission.refusal}")
-        self.trust = admission
-        self.note("admitted: signed by the platform, rules and quote as registered")
-
-    def _reserve(self) -> ReserveAndAssess:
-        return reserve_and_assess(
+    async def _admit_and_reserve(self) -> Reserved:
+        reserve = reserve_and_assess(
             self.inp, key=self.key(Step.RESERVE), hold_id=self.hold_id(), at=workflow.now()
         )
+        if not self.signed:  # a cash-out from before admission
+            return await self.step(
+                lambda: local(CashoutSteps.reserve_and_assess, reserve), local=True
+            )
+        admit = AdmitInput(inp=self.inp, started_at=workflow.info().start_time)
+        done = await self.step(
+            lambda: local(
+                CashoutSteps.admit_and_reserve, AdmitAndReserve(admit=admit, reserve=reserve)
+            ),
+            local=True,
+        )
+        if not done.admission.admitted or done.reserved is None:
+            await self.end(Stage.REJECTED, f"not admitted: {done.admission.refusal}")
+        self.trust = done.admission
+        self.note("admitted: signed by the platform, rules and quote as registered")
+        return done.reserved
 
     # ------------------------------------------------------------------ verify and review
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.admission import AdmissionActivities
+from activities.admission import Admitter
 from activities.bank import BankActivities
 from activities.cashout import CashoutActivities
 from activities.ops import OpsActivities
@@ -66,7 +66,7 @@ class Stack:
         self.db.ensure_schema()
         self.registry = PolicyRegistry(self.db)
         self.registry.register(self.policy, datetime.now(UTC))
-        self.admission = AdmissionActivities(
+        self.admitter = Admitter(
             db=self.db,
             registry=self.registry,
             platform_public_key=dep.platform_public(),
@@ -105,6 +105,7 @@ class Stack:
             gift_cards=self.gift_cards,
             vault=self.vault,
             fingerprint_key=settings.secret_key.encode(),
+            admitter=self.admitter,
         )
         self.bank_activities = BankActivities(
             ledger=self.ledger,
@@ -140,7 +141,6 @@ class Stack:
             client,
             task_queue=task_queue or self.settings.task_queue,
             activities=[
-                *self.admission.all(),
                 *self.activities.all(),
                 *self.bank_activities.all(),
                 *self.ops_activities.all(),

@@ -12,7 +12,7 @@ from temporalio.client import Client
 from payouts.app.stack import Stack
 from payouts.config.settings import Settings
 from payouts.domain.policy import Policy
-from payouts.security.deployment import LOOPBACK, Deployment, ensure_embedded_keys
+from payouts.security.deployment import LOOPBACK, Deployment, ensure_embedded_keys, keys_dir
 from payouts.temporal.client import PayoutsClient
 
 
@@ -20,10 +20,25 @@ def is_local(temporal: str) -> bool:
     return temporal.rpartition(":")[0] in LOOPBACK
 
 
-def embedded_stack(settings: Settings, temporal: str, policy: Policy | None = None) -> Stack:
+def embedded_stack(
+    settings: Settings,
+    temporal: str,
+    policy: Policy | None = None,
+    *,
+    payload_key: str | None = None,
+) -> Stack:
     """A worker stack for a server on this machine, with the folder's keys (made on first
-    use). A server elsewhere gets no development keys: its stack needs real ones."""
+    use). A server elsewhere gets no development keys: its stack needs real ones.
+
+    `payload_key` (`id:base64`) becomes the folder's payload key when it has none yet: the
+    tests and benchmarks share one with clients built before the stack."""
     if is_local(temporal):
+        if payload_key is not None:
+            path = keys_dir(settings) / "payload.keys"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                path.touch(mode=0o600)
+                path.write_text(payload_key)
         ensure_embedded_keys(settings, policy or settings.load_policy(), temporal)
     return Stack(settings, policy, deployment=Deployment(settings, temporal))
 

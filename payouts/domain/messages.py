@@ -243,6 +243,18 @@ class Admission(Frozen):
     service_key: str = ""
 
 
+class AdmitAndReserve(Frozen):
+    """One local activity: admit the cash-out, and only if admitted, reserve and assess."""
+
+    admit: AdmitInput
+    reserve: ReserveAndAssess
+
+
+class AdmittedReserve(Frozen):
+    admission: Admission
+    reserved: Reserved | None = None  # None: not admitted, nothing held
+
+
 # ------------------------------------------------------------------ builders
 
 

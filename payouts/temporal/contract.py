@@ -43,7 +43,7 @@ class Activity:
     """Activity names. Local activities touch only our database; the rest the outside world."""
 
     # the cash-out: local
-    ADMIT_CASHOUT: Final = "admit_cashout"
+    ADMIT_AND_RESERVE: Final = "admit_and_reserve"
     RESERVE_AND_ASSESS: Final = "reserve_and_assess"
     BOOK_PAYOUT: Final = "book_payout"
     RELEASE_HOLD: Final = "release_hold"

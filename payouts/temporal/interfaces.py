@@ -15,8 +15,8 @@ from temporalio import activity
 
 from payouts.domain.cashout import AuditEntry
 from payouts.domain.messages import (
-    Admission,
-    AdmitInput,
+    AdmitAndReserve,
+    AdmittedReserve,
     BankCycle,
     BankEnqueue,
     BankSignal,
@@ -39,16 +39,12 @@ from payouts.domain.messages import (
 from payouts.temporal.contract import Activity as A
 
 
-class AdmissionSteps:
-    """The worker's verdict on a cash-out before anything is held (a local activity)."""
-
-    @activity.defn(name=A.ADMIT_CASHOUT)
-    def admit_cashout(self, inp: AdmitInput) -> Admission:
-        raise NotImplementedError
-
-
 class CashoutSteps:
     """What a cash-out does: local activities on our database, then calls to the rails."""
+
+    @activity.defn(name=A.ADMIT_AND_RESERVE)
+    def admit_and_reserve(self, inp: AdmitAndReserve) -> AdmittedReserve:
+        raise NotImplementedError
 
     @activity.defn(name=A.RESERVE_AND_ASSESS)
     def reserve_and_assess(self, inp: ReserveAndAssess) -> Reserved:

@@ -28,7 +28,7 @@ from payouts.temporal import telemetry
 from payouts.temporal.codec import EncryptionCodec, codec_for, converter_for, new_key, parse_keys
 from payouts.temporal.codec_server import CodecServer
 from payouts.web import free_port
-from tests.support.databases import share_test_server_payload_key
+from tests.support.databases import test_server_payload_key
 from tests.support.harness import Harness
 
 
@@ -210,8 +210,11 @@ async def test_worker_exposes_prometheus_metrics(
         data_converter=converter_for(settings),
         runtime=telemetry.runtime(port),
     )
-    share_test_server_payload_key(tmp_path)
-    stack = embedded_stack(settings, temporal_env.client.service_client.config.target_host)
+    stack = embedded_stack(
+        settings,
+        temporal_env.client.service_client.config.target_host,
+        payload_key=test_server_payload_key(),
+    )
     payouts = platform_client(stack, client)
     stack.ledger.credit_earning(
         event_id="m1",

@@ -19,7 +19,7 @@ from payouts.devstack.stack import resolve_ports, sidecars
 from payouts.domain.cashout import Stage
 from payouts.domain.money import parse_micros
 from payouts.temporal import search
-from tests.support.databases import share_test_server_payload_key
+from tests.support.databases import test_server_payload_key
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,8 +67,9 @@ async def test_worker_killed_mid_disbursement_finishes_once(
         )
     )
     target = temporal_env.client.service_client.config.target_host
-    share_test_server_payload_key(tmp_path)
-    stack = embedded_stack(settings, target)  # the files and sidecars; workers are processes
+    stack = embedded_stack(
+        settings, target, payload_key=test_server_payload_key()
+    )  # the files and sidecars; workers are processes
     stack.ledger.credit_earning(
         event_id="e1",
         user_id="kai",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -59,15 +58,11 @@ def require_postgres() -> None:
     pytest.skip(message)
 
 
-def share_test_server_payload_key(data_dir: Path) -> None:
-    """The session's Temporal test server client encrypts with the payload key release 0.1
-    derived from the default secret: make it the embedded folder's payload key too, so the
-    CLI, the worker processes and that client read each other's payloads."""
+def test_server_payload_key() -> str:
+    """The payload key the session's Temporal test server client encrypts with (release
+    0.1's, derived from the default secret): embedded stacks in the tests share it, so the
+    CLI, worker processes and that client read each other's payloads."""
     from payouts.config.settings import DEV_SECRET
     from payouts.security.deployment import derived_payload_key
 
-    path = data_dir / "keys" / "payload.keys"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        path.touch(mode=0o600)
-        path.write_text(derived_payload_key(DEV_SECRET))
+    return derived_payload_key(DEV_SECRET)

@@ -24,7 +24,7 @@ from payouts.rails.platform.sandbox import PlatformSandbox
 from payouts.rails.wallet.sandbox import WalletSandbox
 from payouts.store.tables import to_epoch_us
 from payouts.temporal.client import Ticket
-from tests.support.databases import share_test_server_payload_key
+from tests.support.databases import test_server_payload_key
 
 
 class Harness:
@@ -55,9 +55,12 @@ class Harness:
             ("wallet_timeout_seconds", 2.0),
         ):
             overrides.setdefault(key, value)
-        share_test_server_payload_key(data_dir)
         settings = resolve_ports(Settings(data_dir=data_dir, task_queue=task_queue, **overrides))
-        stack = embedded_stack(settings, env.client.service_client.config.target_host)
+        stack = embedded_stack(
+            settings,
+            env.client.service_client.config.target_host,
+            payload_key=test_server_payload_key(),
+        )
         try:
             async with sidecars(settings, stack, env.client) as cars, stack.worker(env.client):
                 yield cls(env, stack, task_queue, cars)

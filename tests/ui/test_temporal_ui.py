@@ -27,7 +27,6 @@ from payouts.temporal import search
 from payouts.temporal.codec import converter_for
 from payouts.temporal.connection import ensure_search_attributes
 from payouts.web import free_port
-from tests.support.databases import share_test_server_payload_key
 from tests.support.harness import Harness
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -44,7 +43,6 @@ async def ui_server(tmp_path: Path) -> AsyncIterator[tuple[WorkflowEnvironment, 
     """A dev server with its web UI, on free ports."""
     server = DevServer(port=free_port(), ui_port=free_port(), log_file=tmp_path / "temporal.log")
     server.start()
-    share_test_server_payload_key(tmp_path)
     converter = converter_for(Settings())
     client = await Client.connect(server.address, data_converter=converter)
     await ensure_search_attributes(client)

@@ -8,15 +8,13 @@ import inspect
 import pytest
 from temporalio import activity
 
-from activities.admission import AdmissionActivities
 from activities.bank import BankActivities
 from activities.cashout import CashoutActivities
 from activities.ops import OpsActivities
 from payouts.temporal import contract
-from payouts.temporal.interfaces import AdmissionSteps, BankSteps, CashoutSteps, OpsSteps
+from payouts.temporal.interfaces import BankSteps, CashoutSteps, OpsSteps
 
 PAIRS = [
-    (AdmissionSteps, AdmissionActivities),
     (CashoutSteps, CashoutActivities),
     (BankSteps, BankActivities),
     (OpsSteps, OpsActivities),
