@@ -301,8 +301,8 @@ class CashoutActivities(CashoutSteps):
     @activity.defn(name=A.ISSUE_GIFT_CARDS)
     @async_domain_errors
     async def issue_gift_cards(self, inp: GiftCardsInput) -> GiftCardsIssued:
-        """Issue the cards and keep their codes encrypted; only their last 4 digits leave
-        this activity (codes never enter workflow history)."""
+        """Issue the cards and keep their codes encrypted; only their number leaves this
+        activity (no digit of a code enters workflow history)."""
         cards = await _in_thread(
             lambda: self.gift_cards.issue(
                 key=inp.key,
@@ -312,7 +312,7 @@ class CashoutActivities(CashoutSteps):
                 at=inp.at,
             )
         )
-        last4 = await _in_thread(
+        await _in_thread(
             lambda: giftcards.store(
                 self.ledger.db,
                 self.vault,
@@ -322,7 +322,7 @@ class CashoutActivities(CashoutSteps):
                 at=inp.at,
             )
         )
-        return GiftCardsIssued(count=len(cards), last4=tuple(last4))
+        return GiftCardsIssued(count=len(cards))
 
     def all(self) -> list[Callable[..., Any]]:
         return [

@@ -31,6 +31,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from payouts.domain.bounds import MAX_PAYLOAD, oversized
     from payouts.domain.cashout import (
         TERMINAL,
         Answer,
@@ -302,18 +303,12 @@ class CashoutWorkflow:
         self._published.publish(self.progress.stage, self.progress.risk)
 
     def refused(self, what: str, why: str) -> None:
-        self.note(f"refused {what}: {why}")
-        self.desk.audit(
-            ReviewRecord(
-                at=workflow.now(),
-                reviewer="rail",
-                decision=what[:16],
-                reason="",
-                accepted=False,
-                refusal=why,
-                via="signal",
-            )
-        )
+        self.desk.note_refusal(f"refused {what}: {why}")
+        record = ReviewRecord(
+            at=workflow.now(), reviewer="rail", decision=what[:16], reason="",
+            accepted=False, refusal=why, via="signal",
+        )  # fmt: skip
+        self.desk.audit(record)
 
     def key(self, step: str) -> str:
         return contract.step_key(workflow.info().workflow_id, step)
@@ -338,8 +333,9 @@ class CashoutWorkflow:
 
     @workflow.query(name=Query.STATUS)
     def status(self) -> CashoutStatus:
+        counts = {"refused": self.board.refusals + self.desk.refused, "dropped": self.desk.dropped}
         return status(self.inp, self.progress, self.board).model_copy(
-            update={"request_digest": self.digest}
+            update={"request_digest": self.digest, **counts}
         )
 
     @workflow.query(name=Query.ANSWER)
@@ -370,6 +366,13 @@ class CashoutWorkflow:
             raise ApplicationError(why, type="review_refused", non_retryable=True)
         return self.status()
 
+    @review.validator
+    def _review_fits(self, request: ReviewRequest) -> None:
+        """Junk is turned away before it is written to the history (a refusal of a real
+        decision is recorded by the handler)."""
+        if oversized(request):
+            raise ValueError(f"payload over {MAX_PAYLOAD} bytes")
+
     @workflow.update(name=Update.CANCEL)
     async def cancel_update(self, request: CancelRequest) -> CashoutStatus:
         why = self.desk.request_cancel(request, "update")
@@ -378,12 +381,19 @@ class CashoutWorkflow:
         await workflow.wait_condition(lambda: self.progress.stage in TERMINAL)
         return self.status()
 
+    @cancel_update.validator
+    def _cancel_fits(self, request: CancelRequest) -> None:
+        if oversized(request):
+            raise ValueError(f"payload over {MAX_PAYLOAD} bytes")
+
     # ------------------------------------------------------------------ the rails' answers
 
     @workflow.signal(name=Signal.BANK_EVENT)
     def bank_event(self, event: BankEvent) -> None:
-        self.bank.on_event(event)
+        if self.desk.fits(event):
+            self.bank.on_event(event)
 
     @workflow.signal(name=Signal.WALLET_EVENT)
     def wallet_event(self, event: WalletEvent) -> None:
-        self.wallet.on_event(event)
+        if self.desk.fits(event):
+            self.wallet.on_event(event)

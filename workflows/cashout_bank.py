@@ -16,6 +16,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from payouts.domain.bounds import shown
     from payouts.domain.cashout import BankAccount, Stage
     from payouts.domain.messages import BankEnqueue, BankEvent, ReverseInput, ReversePayout
     from payouts.temporal.contract import Step
@@ -60,9 +61,9 @@ class BankRail:
         if why is None and event.end_to_end_id != self.run.progress.rail_ref:
             why = "it names another transfer"
         if why is None and stage not in FITS.get(event.kind, ()):
-            why = f"a bank's {event.kind!r} does not fit a cash-out that was {stage.value}"
+            why = f"a bank's {shown(event.kind, 16)} does not fit a cash-out that was {stage.value}"
         if why is not None:
-            self.run.refused(f"bank event {event.kind!r}", why)
+            self.run.refused(f"bank event {shown(event.kind, 16)}", why)
             return None
         if event.kind in self.seen:
             return None  # told twice

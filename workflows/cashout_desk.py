@@ -18,7 +18,16 @@ from typing import Protocol
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel
+
     from payouts.domain import trust
+    from payouts.domain.bounds import (
+        MAX_ANSWERS,
+        MAX_AUDITED_REFUSALS,
+        MAX_NOTED_REFUSALS,
+        oversized,
+        shown,
+    )
     from payouts.domain.cashout import (
         CANCELLABLE,
         Answer,
@@ -39,8 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import Run as Steps
     from workflows.steps import local, resumed
 
-MAX_AUDITED = 500  # decisions written to the audit table per cash-out
-MAX_ANSWERS = 500  # signalled decisions and cancels the `answer` query remembers
+MAX_AUDITED = 500  # cash-outs from before signing: decisions audited, accepted or not
 
 
 class Run(Steps, Protocol):
@@ -66,6 +74,9 @@ class Desk:
         self.nonces: set[str] = set()  # of the signatures this cash-out has taken
         self.review_started: datetime | None = None  # for the review-wait metric
         self.temporal_cancel_seen = False
+        self.refused = 0  # cancels and rail events refused (the board counts decisions)
+        self.audited_refusals = 0
+        self.dropped = 0  # payloads over the size cap, never let into the state
 
     @property
     def signed(self) -> bool:
@@ -121,7 +132,16 @@ class Desk:
 
     def queue(self, kind: str, signal: ReviewDecision | CancelRequest) -> None:
         """A signal handler's whole work: the decider applies it after the rest of the task."""
-        self.signals.append((kind, signal))
+        if self.fits(signal):
+            self.signals.append((kind, signal))
+
+    def fits(self, payload: BaseModel) -> bool:
+        """Is a signal's payload small enough to let into the state? Oversized ones (in
+        admitted cash-outs) are only counted."""
+        if self.run.signed and oversized(payload):
+            self.dropped += 1
+            return False
+        return True
 
     async def decider(self) -> None:
         """Applies signalled decisions and cancels, in the order they came, until the
@@ -145,8 +165,8 @@ class Desk:
                     why = self.request_cancel(signal, "signal")
                 else:
                     why = self.review(kind, signal, "signal")
-                if signal.ref and len(self.answers) < MAX_ANSWERS:
-                    self.answers[signal.ref[:64]] = Answer(accepted=why is None, refusal=why or "")
+                if signal.ref:
+                    self.answer(signal.ref, why)
 
     def review(self, decision: str, d: ReviewDecision | ReviewRequest, via: str) -> str | None:
         """One reviewer decision, by signal or update alike: the board rules on it (with its
@@ -196,10 +216,33 @@ class Desk:
             seen=self.nonces,
         )
 
+    def answer(self, ref: str, why: str | None) -> None:
+        """Remember how `ref` was taken, for the client's `answer` query: the newest
+        `MAX_ANSWERS` (a flood of refs pushes out the oldest, never a fresh one)."""
+        if not self.run.signed and len(self.answers) >= 500:
+            return  # as cash-outs from before kept it
+        self.answers[ref[:64]] = Answer(accepted=why is None, refusal=why or "")
+        while len(self.answers) > MAX_ANSWERS:
+            self.answers.pop(next(iter(self.answers)))
+
+    def note_refusal(self, text: str) -> None:
+        """A refusal's note, up to the cap; beyond it refusals are counted, not noted."""
+        self.refused += 1
+        if self.refused <= MAX_NOTED_REFUSALS or not self.run.signed:
+            self.run.note(text)
+        elif self.refused == MAX_NOTED_REFUSALS + 1:
+            self.run.note("further refusals are counted, not noted (see the status)")
+
     def audit(self, record: ReviewRecord) -> None:
-        """Queue one decision (accepted or refused) for the audit table, up to the cap."""
+        """Queue one decision for the audit table: every accepted one, refused ones up to
+        a cap (cash-outs from before signing: the first 500 of either)."""
         self.audit_seq += 1
-        if self.audit_seq <= MAX_AUDITED:
+        if self.run.signed:
+            keep = record.accepted or self.audited_refusals < MAX_AUDITED_REFUSALS
+            self.audited_refusals += 0 if record.accepted else 1
+        else:
+            keep = self.audit_seq <= MAX_AUDITED
+        if keep:
             self.audit_pending.append(
                 AuditEntry(
                     workflow_id=workflow.info().workflow_id,
@@ -238,7 +281,7 @@ class Desk:
                 )
             )
         if why is not None:
-            self.run.note(f"refused cancel from {request.requested_by[:64]!r}: {why}")
+            self.note_refusal(f"refused cancel from {shown(request.requested_by)}: {why}")
             return why
         if self.cancel is None:
             self.cancel = request
@@ -249,7 +292,7 @@ class Desk:
         by, inp = request.requested_by, self.run.inp
         payee = by == inp.request.user_id
         if not payee and by not in inp.rules.reviewers:
-            return f"{by!r} is neither the payee nor a registered reviewer"
+            return f"{shown(by)} is neither the payee nor a registered reviewer"
         if self.run.progress.stage not in CANCELLABLE:
             return f"too late to cancel: the cash-out is {self.run.progress.stage.value}"
         if not self.signed:

@@ -29,10 +29,9 @@ class GiftCardRail:
         )
         issued = await run.step(lambda: remote(CashoutSteps.issue_gift_cards, issue))
         cards = " + ".join(format_money(c, q.currency) for c in q.cards)
-        ends = ", ".join(f"...{x}" for x in issued.last4)
         run.progress.rail_ref = f"{issued.count} gift cards"
         run.enter(
             Stage.SENT,
-            f"issued {cards} ({ends}); codes are shown once to the payee, "
+            f"issued {cards}; the codes are shown once to the payee (payouts giftcodes), "
             f"notice sent to {mask(req.destination)}",
         )

@@ -12,6 +12,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from payouts.domain.bounds import shown
     from payouts.domain.cashout import Stage, WalletAccount
     from payouts.domain.messages import WalletEvent, WalletPayout, WalletPayoutInput
     from payouts.temporal.contract import Step
@@ -59,7 +60,7 @@ class WalletRail:
             if why is None and stage not in (Stage.DISBURSING, Stage.SENT):
                 why = f"no payout existed yet (the cash-out was {stage.value})"
             if why is not None:
-                self.run.refused(f"wallet event {event.type!r}", why)
+                self.run.refused(f"wallet event {shown(event.type, 32)}", why)
                 continue
             self._take(event)
 

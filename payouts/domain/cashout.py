@@ -211,6 +211,10 @@ class CashoutStatus(Frozen):
     timeline: tuple[TimelineEntry, ...] = ()
     # What a reviewer's or a cancel's signature is bound to (`trust.request_digest`).
     request_digest: str = ""
+    # Decisions, cancels and rail events refused (kept in full up to a cap, then counted),
+    # and signals dropped unread for their size.
+    refused: int = 0
+    dropped: int = 0
 
 
 class CashoutResult(Frozen):

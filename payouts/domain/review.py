@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from anyascii import anyascii
 
+from payouts.domain.bounds import MAX_NOTED_REFUSALS, MAX_REASON, shown
 from payouts.domain.cashout import ReviewRecord
 from payouts.domain.money import format_money
 from payouts.domain.policy import CashoutRules, TimeoutAction
@@ -82,13 +83,15 @@ def refusal(
         return "the cash-out is not awaiting review"
     roles = rules.reviewers.get(reviewer)
     if roles is None:
-        return f"{reviewer!r} is not a registered reviewer"
+        return f"{shown(reviewer)} is not a registered reviewer"
     if reviewer == payee:
         return "reviewers cannot decide on their own cash-out"
     if decision not in ("approve", "reject"):
-        return f"unknown decision {decision!r}"
+        return f"unknown decision {shown(decision, 16)}"
     if reviewer in approvals_so_far:
-        return f"{reviewer!r} has already approved; a second approval must come from someone else"
+        return (
+            f"{shown(reviewer)} has already approved; a second approval must come from someone else"
+        )
     if authenticate is not None:
         why = authenticate()
         if why is not None:
@@ -155,7 +158,7 @@ class ReviewBoard:
     refusals: int = 0
     outcome: ReviewOutcome | None = None
 
-    MAX_RECORDED = 50
+    MAX_RECORDED = MAX_NOTED_REFUSALS
 
     def open(self, needed: int) -> None:
         self.needed = needed
@@ -187,7 +190,7 @@ class ReviewBoard:
             at=at,
             reviewer=reviewer[:64],
             decision=decision[:16],
-            reason=reason[:500],
+            reason=reason[:MAX_REASON],
             accepted=why is None,
             refusal=why or "",
             via=via,
@@ -198,7 +201,8 @@ class ReviewBoard:
             if self.refusals > self.MAX_RECORDED:
                 return Ruling(record, why, None)
             self.records.append(record)
-            return Ruling(record, why, f"refused {decision} from {reviewer[:64]!r}: {why}")
+            note = f"refused {shown(decision, 16)} from {shown(reviewer)}: {why}"
+            return Ruling(record, why, note)
         self.records.append(record)
         if decision == "reject":
             self.outcome = ReviewOutcome.REJECTED

@@ -260,6 +260,7 @@ def create_engine_for(url: str, *, pool_size: int = 10) -> Engine:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
+        hide_parameters=True,
         connect_args={"check_same_thread": False, "timeout": 60},
         poolclass=NullPool if path == ":memory:" else None,
     )

@@ -17,10 +17,15 @@ import dataclasses
 import os
 from collections.abc import Sequence
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    PayloadCodec,
+)
 
 from payouts.config.settings import Settings
 from payouts.errors import CodecError
@@ -28,6 +33,14 @@ from payouts.security.deployment import derived_payload_key
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
+VERSION = "encryption-version"
+CURRENT = b"2"
+
+
+def _bound(key_id: bytes) -> bytes:
+    """The associated data of version 2: the ciphertext is bound to its metadata (the
+    encoding, its version and key id), so none of them can be swapped undetected."""
+    return b"|".join((ENCODING, CURRENT, key_id))
 
 
 def parse_keys(spec: str, *, secret: str) -> list[tuple[str, bytes]]:
@@ -69,28 +82,44 @@ class EncryptionCodec(PayloadCodec):
 
     def encrypt(self, payload: Payload) -> Payload:
         nonce = os.urandom(12)
-        sealed = self._write.encrypt(nonce, payload.SerializeToString(), None)
+        key_id = self._write_id.encode()
+        sealed = self._write.encrypt(nonce, payload.SerializeToString(), _bound(key_id))
         return Payload(
-            metadata={"encoding": ENCODING, KEY_ID: self._write_id.encode()},
+            metadata={"encoding": ENCODING, KEY_ID: key_id, VERSION: CURRENT},
             data=nonce + sealed,
         )
 
     def decrypt(self, payload: Payload) -> Payload:
         if payload.metadata.get("encoding") != ENCODING:
             return payload
-        key_id = payload.metadata.get(KEY_ID, b"").decode()
-        aead = self._read.get(key_id)
+        raw_id = payload.metadata.get(KEY_ID, b"")
+        aead = self._read.get(raw_id.decode(errors="replace"))
         if aead is None:
-            raise CodecError(f"payload encrypted with unknown key {key_id!r}")
-        plain = aead.decrypt(payload.data[:12], payload.data[12:], None)
+            shown_id = raw_id[:64].decode(errors="replace")
+            raise CodecError(f"payload encrypted with unknown key {shown_id!r}")
+        version = payload.metadata.get(VERSION)
+        if version not in (None, CURRENT):
+            raise CodecError(f"payload encoding version {version[:8]!r} is unknown")
+        # release 0.1 wrote no version and bound nothing; since, the key id is bound
+        bound = _bound(raw_id) if version == CURRENT else None
+        try:
+            plain = aead.decrypt(payload.data[:12], payload.data[12:], bound)
+        except InvalidTag:
+            raise CodecError("payload does not decrypt: altered, or not ours") from None
         return Payload.FromString(plain)
 
 
 def data_converter(codec: PayloadCodec | None) -> DataConverter:
-    """The pydantic converter, with the encryption codec when there is one."""
+    """The pydantic converter, with the encryption codec when there is one. Failures'
+    messages and stack traces go into an encoded (so encrypted) payload too: they quote
+    balances, rail answers and account values."""
     if codec is None:
         return pydantic_data_converter
-    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 def codec_for(settings: Settings) -> EncryptionCodec:

@@ -170,7 +170,7 @@ async def test_self_approval_and_strangers_are_refused_and_recorded(harness: Har
         "reviewers cannot decide on their own cash-out",
         "'mallory' is not a registered reviewer",
     ]
-    assert any("refused approve from 'mallory'" in e.note for e in status.timeline)
+    assert any("refused 'approve' from 'mallory'" in e.note for e in status.timeline)
     assert status.stage is Stage.AWAITING_REVIEW
     await h.client.review(rid, reviewer="bob", decision="approve")
     assert (await h.result(rid)).stage is Stage.PAID

@@ -281,16 +281,18 @@ async def test_webhooks_are_verified_deduplicated_and_order_tolerant(make_harnes
                 "data": {"id": "x", "status": "completed", "reference": ticket.workflow_id},
             }
         ).encode()
+        forged = {
+            "Wallet-Event-Id": "evt_forged",
+            "Wallet-Signature": sign("wrong", body, event_id="evt_forged"),
+        }
         async with aiohttp.ClientSession() as http:
-            async with http.post(
-                h.cars.receiver_url, data=body, headers={"Wallet-Signature": sign("wrong", body)}
-            ) as resp:
+            async with http.post(h.cars.receiver_url, data=body, headers=forged) as resp:
                 assert (resp.status, await resp.json()) == (
-                    400,
+                    401,
                     {"error": "signature does not match"},
                 )
             async with http.post(h.cars.receiver_url, data=body) as resp:
-                assert resp.status == 400
+                assert resp.status == 401
 
 
 # ------------------------------------------------------------------ gift cards

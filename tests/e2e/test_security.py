@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import Client
@@ -88,6 +90,28 @@ async def test_codec_key_rotation() -> None:
         await EncryptionCodec(old).decode(fresh)
     with pytest.raises(CodecError, match="must be 32 bytes"):
         parse_keys("k:" + base64.b64encode(b"short").decode(), secret="x")
+
+
+async def test_codec_binds_its_metadata_and_still_reads_release_0_1() -> None:
+    """Version 2 binds encoding, version and key id into the AEAD: dropping the version tag
+    (a downgrade to the unbound format) breaks it. A release-0.1 payload (no tag, nothing
+    bound) still reads, so running cash-outs' histories do."""
+    keys = parse_keys(f"k1:{new_key()}", secret="x")
+    codec = EncryptionCodec(keys)
+    [sealed] = await codec.encode([Payload(data=b'"hello"')])
+    assert sealed.metadata["encryption-version"] == b"2"
+    downgraded = Payload()
+    downgraded.CopyFrom(sealed)
+    del downgraded.metadata["encryption-version"]
+    with pytest.raises(CodecError, match="does not decrypt"):
+        await codec.decode([downgraded])
+    nonce = os.urandom(12)
+    plain = Payload(data=b'"old"').SerializeToString()
+    legacy = Payload(
+        metadata={"encoding": b"binary/encrypted", "encryption-key-id": b"k1"},
+        data=nonce + AESGCM(keys[0][1]).encrypt(nonce, plain, None),
+    )
+    assert (await codec.decode([legacy]))[0].data == b'"old"'
 
 
 async def test_codec_server_decodes_for_allowed_origins() -> None:

@@ -78,7 +78,7 @@ def test_a_decision_that_cannot_count_is_refused_and_recorded(
     assert ruling.refusal == why
     assert b.outcome is None and b.approvals == []
     assert b.records[-1].accepted is False and b.records[-1].refusal == why
-    assert ruling.note == f"refused {decision} from {reviewer!r}: {why}"
+    assert ruling.note == f"refused {decision!r} from {reviewer!r}: {why}"
 
 
 def test_the_payee_cannot_review_their_own_cash_out(rules: CashoutRules) -> None:

@@ -42,7 +42,7 @@ class WebhookEndpoint:
                 headers = {
                     "Content-Type": "application/json",
                     "Payouts-Event-Id": e.event_id,
-                    "Payouts-Signature": sign(self.secret, e.body),
+                    "Payouts-Signature": sign(self.secret, e.body, event_id=e.event_id),
                 }
                 try:
                     async with http.post(self.url, data=e.body, headers=headers) as resp:

@@ -1,8 +1,9 @@
 """A sandbox of the platform's webhook endpoint, as the platform would build it.
 
-It checks `Payouts-Signature`, de-duplicates by `Payouts-Event-Id` (a re-delivery is
-acknowledged and ignored) and keeps what it received. `fail_next` makes it answer 503 to
-the next N deliveries, to watch the pipeline retry.
+It checks `Payouts-Signature` (which covers the event id too), de-duplicates by
+`Payouts-Event-Id` (a re-delivery is acknowledged and ignored) and keeps what it
+received. `fail_next` makes it answer 503 to the next N deliveries, to watch the
+pipeline retry.
 """
 
 from __future__ import annotations
@@ -45,14 +46,14 @@ class PlatformSandbox:
     async def _receive(self, request: web.Request) -> web.Response:
         self.deliveries += 1
         body = await request.read()
-        why = verify(self.secret, body, request.headers.get("Payouts-Signature"))
+        event_id = request.headers.get("Payouts-Event-Id", "")
+        why = verify(self.secret, body, request.headers.get("Payouts-Signature"), event_id=event_id)
         if why is not None:
             self.refused += 1
-            return web.json_response({"error": why}, status=400)
+            return web.json_response({"error": why}, status=401)
         if self.fail_next > 0:
             self.fail_next -= 1
             return web.json_response({"error": "platform busy"}, status=503)
-        event_id = request.headers.get("Payouts-Event-Id", "")
         if event_id in self.events:
             self.duplicates += 1
             return web.json_response({"duplicate": True})

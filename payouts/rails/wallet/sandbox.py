@@ -329,7 +329,8 @@ class WalletSandbox:
                 stamp = int(time.time())
                 headers = {
                     "Content-Type": "application/json",
-                    "Wallet-Signature": sign(self.webhook_secret, body, stamp),
+                    "Wallet-Event-Id": event_id,
+                    "Wallet-Signature": sign(self.webhook_secret, body, stamp, event_id=event_id),
                 }
                 try:
                     async with http.post(self.webhook_url, data=body, headers=headers) as resp:

@@ -1,8 +1,9 @@
 """Our webhook ingress: rails call us here; verified events become workflow signals.
 
-`POST /webhooks/wallet`: the signature (`Wallet-Signature`, HMAC over timestamp and body)
-is checked first; an event id seen before is acknowledged without effect; otherwise the
-event is signalled to its cash-out workflow (the payout's `reference`) and then recorded.
+`POST /webhooks/wallet`: the signature (`Wallet-Signature`, HMAC over timestamp, event id
+and body) is checked first, and a bad or malformed one answers 401; an event id seen
+before is acknowledged without effect; otherwise the event is signalled to its cash-out
+workflow (the payout's `reference`) and then recorded.
 If Temporal cannot be reached the answer is 503, so the provider delivers it again.
 """
 
@@ -55,15 +56,17 @@ class WebhookReceiver:
 
     async def wallet(self, request: web.Request) -> web.Response:
         body = await request.read()
+        claimed = request.headers.get("Wallet-Event-Id", "")
         why = verify(
             self.wallet_secret,
             body,
             request.headers.get("Wallet-Signature"),
+            event_id=claimed,
             tolerance=self.tolerance,
         )
         if why is not None:
             self.refused += 1
-            return web.json_response({"error": why}, status=400)
+            return web.json_response({"error": why}, status=401)
         try:
             event = json.loads(body)
             data = event["data"]
@@ -75,6 +78,8 @@ class WebhookReceiver:
                 failure_reason=data.get("failure_reason"),
             )
             reference = str(data["reference"])
+            if signal.event_id != claimed:
+                raise ValueError("the event id header is not the event's")
         except (ValueError, KeyError, TypeError):
             self.refused += 1
             return web.json_response({"error": "malformed event"}, status=400)
