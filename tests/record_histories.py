@@ -2,13 +2,15 @@
 
 The committed histories are what running cash-outs look like; `workflow/test_replay.py`
 proves the current code replays every one of them. This writes a new set beside them, in
-`histories/LABEL/`, and never touches an existing one: a change that alters the command
-order goes behind `workflow.patched`, and the old histories keep proving it.
+`histories/LABEL/` (with `workflow_ids.json`: admitted cash-outs replay only under their own
+id, which their signatures name), and never touches an existing one: a change that alters
+the command order goes behind `workflow.patched`, and the old histories keep proving it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -84,12 +86,16 @@ async def record(out: Path) -> None:
                 await asyncio.sleep(1.2)
                 await h.run_workflow("BankReportsWorkflow")
                 await h.wait_stage(runs["bank_returned"].request_id, Stage.RETURNED)
+                ids = {name: ticket.workflow_id for name, ticket in runs.items()}
+                ids |= {"bank_batch": batch.id, "bank_reports": reports.id}
                 for name, ticket in runs.items():
                     if name != "bank_paid":  # stays open for its return window
                         await h.client.wait(ticket.request_id)
-                    await save(env, out, name, ticket.workflow_id)
-                await save(env, out, "bank_batch", batch.id)
-                await save(env, out, "bank_reports", reports.id)
+                for name, workflow_id in ids.items():
+                    await save(env, out, name, workflow_id)
+                (out / "workflow_ids.json").write_text(
+                    json.dumps(ids, indent=2, sort_keys=True) + "\n"
+                )
     finally:
         await env.shutdown()
 
