@@ -22,16 +22,15 @@ run, and string annotations would be re-evaluated for every handler each time.
 """
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import NoReturn, TypeVar
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from payouts.domain.bounds import MAX_PAYLOAD, oversized
+    from payouts.domain.carried import Checkpoint
     from payouts.domain.cashout import (
         TERMINAL,
         Answer,
@@ -40,7 +39,6 @@ with workflow.unsafe.imports_passed_through():
         CashoutResult,
         CashoutStatus,
         ReviewDecision,
-        ReviewRecord,
         ReviewRequest,
         Stage,
         mask,
@@ -51,13 +49,9 @@ with workflow.unsafe.imports_passed_through():
         AdmitInput,
         BankEvent,
         BookPayout,
-        NotifyInput,
         PostInput,
-        ReleaseHold,
         Reserved,
-        VoidInput,
         WalletEvent,
-        notify_platform,
         reserve_and_assess,
     )
     from payouts.domain.money import format_money
@@ -73,23 +67,20 @@ with workflow.unsafe.imports_passed_through():
     from payouts.temporal import contract
     from payouts.temporal.contract import Patch, Query, Signal, Step, Update
     from payouts.temporal.interfaces import CashoutSteps
-    from workflows import metrics
     from workflows.cashout_bank import BankRail
+    from workflows.cashout_base import CashoutRun, Ended
     from workflows.cashout_desk import Desk
     from workflows.cashout_giftcards import GiftCardRail
     from workflows.cashout_identity import IdentityCheck
+    from workflows.cashout_roll import Rolled, Roller
     from workflows.cashout_wallet import WalletRail
     from workflows.steps import Published, local, reason
 
 T = TypeVar("T")
 
 
-class _Ended(Exception):
-    """Control flow: raised once a terminal stage has been booked; never leaves the run."""
-
-
 @workflow.defn(name=contract.Workflow.CASHOUT)
-class CashoutWorkflow:
+class CashoutWorkflow(CashoutRun):
     @workflow.init
     def __init__(self, inp: CashoutInput) -> None:
         self.inp = inp
@@ -104,10 +95,15 @@ class CashoutWorkflow:
         self.bank = BankRail(self)
         self.wallet = WalletRail(self)
         self.gift_cards = GiftCardRail(self)
-        self._held = False
+        self.held = False
         self.desk = Desk(self)
-        self._published = Published(Stage.REQUESTED)  # the client sets it at start
-        self.note(requested_note(inp))
+        self.published = Published(Stage.REQUESTED)  # the client sets it at start
+        self.roller = Roller(self, carried := inp.carried)
+        if carried is None or self.roller.forged:
+            self.note(requested_note(inp))
+        else:  # a new run of a long wait (workflows.cashout_roll)
+            self.roller.restore(carried)
+            workflow.set_current_details(details(self.inp, self.progress, self.board))
 
     # ------------------------------------------------------------------ the diagram
 
@@ -115,77 +111,102 @@ class CashoutWorkflow:
     async def run(self, inp: CashoutInput) -> CashoutResult:
         decider = asyncio.ensure_future(self.desk.decider())
         auditor = asyncio.ensure_future(self.desk.auditor())
-        with contextlib.suppress(_Ended):
+        rolled: Rolled | None = None
+        try:
             await self._pipeline()
+        except Ended:
+            pass
+        except Rolled as roll:
+            rolled = roll
         self._publish()
         await workflow.wait_condition(workflow.all_handlers_finished)
         self.desk.closing = True
         await decider
         self.desk.decided = True
         await auditor
+        if rolled is not None:
+            await self.roller.settle()
+            workflow.continue_as_new(
+                inp.model_copy(update={"carried": self.roller.carry(rolled.at)}),
+                search_attributes=workflow.info().typed_search_attributes,
+            )
         return CashoutResult(
             request_id=inp.request.request_id, stage=self.progress.stage, status=self.status()
         )
 
     async def _pipeline(self) -> None:
-        inp, q, rules = self.inp, self.inp.quote, self.inp.rules
+        """The diagram. A run that resumes a long wait (`self.roller.at`) starts there."""
+        inp, q, rules, upto = self.inp, self.inp.quote, self.inp.rules, self.roller.upto
         cur = q.currency
+        if self.roller.forged:
+            await self.end(Stage.REJECTED, "not admitted: carried state from outside the run")
 
         # REQUESTED -> RESERVED: the worker admits the request (signed by the platform, its
         # own rules and quote), and only then holds the gross (balance, limits) and scores
         # the fraud risk: one local activity
-        try:
-            reserved = await self._admit_and_reserve()
-        except FailureError as err:
-            await self.end(Stage.FAILED, reason(err))
-        self._held = True
-        self.progress.risk = reserved.risk
-        available = format_money(reserved.reserve.available_after, cur)
-        self.enter(
-            Stage.RESERVED, f"held {format_money(q.gross, cur)}; available after: {available}"
-        )
-        await self.stop_if_cancelled()
+        if self.roller.at is None:
+            try:
+                reserved = await self._admit_and_reserve()
+            except FailureError as err:
+                await self.end(Stage.FAILED, reason(err))
+            self.held = True
+            self.progress.risk = risk = reserved.risk
+            available = format_money(reserved.reserve.available_after, cur)
+            self.enter(
+                Stage.RESERVED, f"held {format_money(q.gross, cur)}; available after: {available}"
+            )
+            await self.stop_if_cancelled()
+            # RESERVED -> VERIFYING: the risk score (above) and identity when needed
+            self.enter(
+                Stage.VERIFYING,
+                f"risk score {risk.score}: {'; '.join(risk.reasons) or 'no risk signals'}",
+            )
+        if upto(Checkpoint.IDENTITY):
+            resuming = self.roller.at is Checkpoint.IDENTITY
+            if resuming or needs_identity(rules, q.gross) or q.method is Method.BANK_TRANSFER:
+                await self.identity.verify()
+            await self.stop_if_cancelled()
 
-        # RESERVED -> VERIFYING: the risk score (above) and identity when the amount needs it
-        risk = reserved.risk
-        self.enter(
-            Stage.VERIFYING,
-            f"risk score {risk.score}: {'; '.join(risk.reasons) or 'no risk signals'}",
-        )
-        if needs_identity(rules, q.gross) or q.method is Method.BANK_TRANSFER:
-            await self.identity.verify()
-        await self.stop_if_cancelled()
+        if upto(Checkpoint.REVIEW):
+            # VERIFYING -> APPROVED | AWAITING_REVIEW | REJECTED: the policy's verdict
+            assert self.progress.risk is not None
+            verdict, why, approvals = decide(rules, q.gross, self.progress.risk.score)
+            self.progress.decision = f"{verdict.value}: {why}"
+            if verdict is Verdict.REJECT:
+                await self.end(Stage.REJECTED, f"rejected by policy: {why}")
+            if verdict is Verdict.REVIEW:
+                await self.desk.await_review(why, approvals)
 
-        # VERIFYING -> APPROVED | AWAITING_REVIEW | REJECTED: the policy's verdict
-        verdict, why, approvals = decide(rules, q.gross, risk.score)
-        self.progress.decision = f"{verdict.value}: {why}"
-        if verdict is Verdict.REJECT:
-            await self.end(Stage.REJECTED, f"rejected by policy: {why}")
-        if verdict is Verdict.REVIEW:
-            await self.desk.await_review(why, approvals)
+            # APPROVED: the last moment to cancel
+            self.progress.expected_arrival = workflow.now() + timedelta(
+                hours=rules.expected_arrival_hours
+            )
+            auto = verdict is Verdict.AUTO_APPROVE
+            self.enter(Stage.APPROVED, self.progress.decision if auto else "approved by review")
+            await self.stop_if_cancelled()
 
-        # APPROVED: the last moment to cancel
-        self.progress.expected_arrival = workflow.now() + timedelta(
-            hours=rules.expected_arrival_hours
-        )
-        auto = verdict is Verdict.AUTO_APPROVE
-        self.enter(Stage.APPROVED, self.progress.decision if auto else "approved by review")
-        await self.stop_if_cancelled()
+            # DISBURSING -> SENT: from here on the payout is seen through, whatever happens
+            self.enter(
+                Stage.DISBURSING,
+                f"sending {format_money(q.net, cur)} to {mask(inp.request.destination)}",
+            )
+        if upto(Checkpoint.RAIL):
+            if q.method is Method.BANK_TRANSFER:
+                await self.bank.pay()
+            elif q.method is Method.WALLET:
+                await self.wallet.pay()
+            else:
+                await self.gift_cards.pay()
+            await self._book_paid()
 
-        # DISBURSING -> SENT: from here on the payout is seen through, whatever happens
-        self.enter(
-            Stage.DISBURSING,
-            f"sending {format_money(q.net, cur)} to {mask(inp.request.destination)}",
-        )
-        if q.method is Method.BANK_TRANSFER:
-            await self.bank.pay()
-        elif q.method is Method.WALLET:
-            await self.wallet.pay()
-        else:
-            await self.gift_cards.pay()
+        # PAID -> RETURNED: a bank can still return a paid transfer
+        if q.method is Method.BANK_TRANSFER and rules.return_window_days > 0:
+            await self.bank.watch_for_return(timedelta(days=rules.return_window_days))
 
-        # SENT -> PAID: book it and tell the platform
-        outcome = f"paid {format_money(q.net, cur)} (fee {format_money(q.fee, cur)})"
+    async def _book_paid(self) -> None:
+        """SENT -> PAID: book it and tell the platform."""
+        q = self.inp.quote
+        outcome = f"paid {format_money(q.net, q.currency)} (fee {format_money(q.fee, q.currency)})"
         book = BookPayout(
             post=PostInput(
                 key=self.key(Step.POST), hold_id=self.hold_id(), gross=q.gross, fee=q.fee
@@ -193,13 +214,9 @@ class CashoutWorkflow:
             notify=self.notification(Stage.PAID, outcome),
         )
         await self.step(lambda: local(CashoutSteps.book_payout, book), local=True)
-        self._held = False
+        self.held = False
         self.progress.outcome = outcome
         self.enter(Stage.PAID, outcome)
-
-        # PAID -> RETURNED: a bank can still return a paid transfer
-        if q.method is Method.BANK_TRANSFER and rules.return_window_days > 0:
-            await self.bank.watch_for_return(timedelta(days=rules.return_window_days))
 
     async def _admit_and_reserve(self) -> Reserved:
         reserve = reserve_and_assess(
@@ -222,118 +239,15 @@ class CashoutWorkflow:
         self.note("admitted: signed by the platform, rules and quote as registered")
         return done.reserved
 
-    # ------------------------------------------------------------------ verify and review
-
-    # ------------------------------------------------------------------ endings
-
-    async def end(self, stage: Stage, note: str) -> NoReturn:
-        """Book a terminal stage: release the hold if one is held, tell the platform, and
-        stop the pipeline."""
-        if self._held:
-            note += " (hold released)"
-            release = ReleaseHold(
-                void=VoidInput(key=self.key(Step.VOID), hold_id=self.hold_id(), reason=note[:500]),
-                notify=self.notification(stage, note),
-            )
-            await self.step(lambda: local(CashoutSteps.release_hold, release), local=True)
-            self._held = False
-        else:
-            notice = self.notification(stage, note)
-            try:
-                await self.step(lambda: local(CashoutSteps.notify, notice), local=True)
-            except FailureError as err:
-                self.note(f"could not record the notification: {reason(err)}")
-        self.progress.outcome = note
-        self.enter(stage, note)
-        raise _Ended
-
-    def notification(self, stage: Stage, outcome: str) -> NotifyInput:
-        event_id = contract.notification_id(workflow.info().workflow_id, stage.value)
-        return notify_platform(
-            self.inp, stage, outcome, self.progress.rail_ref, event_id, workflow.now()
-        )
-
-    async def stop_if_cancelled(self) -> None:
-        """End as CANCELLED if a cancel was accepted (the payee's, or a Temporal cancel)."""
-        if self.desk.cancel is not None:
-            c = self.desk.cancel
-            await self.end(
-                Stage.CANCELLED,
-                f"cancelled by {c.requested_by}" + (f": {c.reason}" if c.reason else ""),
-            )
-
-    async def wait_unless_cancelled(self, duration: timedelta) -> None:
-        try:
-            await self.step(
-                lambda: workflow.wait_condition(
-                    lambda: self.desk.cancel is not None, timeout=duration
-                )
-            )
-        except TimeoutError:
-            return
-        await self.stop_if_cancelled()
-
-    # ------------------------------------------------------------------ steps and state
-
-    async def step(self, make: Callable[[], Awaitable[T]], *, local: bool = False) -> T:
-        """Await one step to its end, even through a Temporal cancellation.
-
-        A step is never cut off halfway (a reserve might have committed, a payout might be
-        at the rail). A Temporal cancellation is refused (cancels are signed: `payouts
-        cancel`), or in a cash-out from before, becomes a cancel request acted on at the
-        next step boundary before disbursement. A wait that gives way to it is resumed.
-
-        Before a step that waits on the server (anything but a local activity), the stage
-        is published to the search attributes: stage changes inside one workflow task
-        reach visibility together anyway, so one upsert per task is enough.
-        """
-        if not local:
-            self._publish()
-        task = asyncio.ensure_future(make())
-        while True:
-            try:
-                return await asyncio.shield(task)
-            except asyncio.CancelledError:
-                self.desk.temporal_cancellation()
-                if task.cancelled():  # the wait itself gave way to the cancellation
-                    task = asyncio.ensure_future(make())
-
-    def _publish(self) -> None:
-        """Upsert the stage (and risk score) if they changed since the last upsert."""
-        self._published.publish(self.progress.stage, self.progress.risk)
-
-    def refused(self, what: str, why: str) -> None:
-        self.desk.note_refusal(f"refused {what}: {why}")
-        record = ReviewRecord(
-            at=workflow.now(), reviewer="rail", decision=what[:16], reason="",
-            accepted=False, refusal=why, via="signal",
-        )  # fmt: skip
-        self.desk.audit(record)
-
-    def key(self, step: str) -> str:
-        return contract.step_key(workflow.info().workflow_id, step)
-
-    def hold_id(self) -> str:
-        return contract.hold_id(workflow.info().workflow_id)
-
-    def note(self, text: str) -> None:
-        self.progress.note(workflow.now(), text)
-
-    def enter(self, stage: Stage, note: str) -> None:
-        self.progress.enter(workflow.now(), stage, note)
-        workflow.set_current_details(details(self.inp, self.progress, self.board))
-        metrics.stage_entered(self.inp, stage)
-        decided = stage in (Stage.APPROVED, Stage.REJECTED, Stage.CANCELLED)
-        started = self.desk.review_started
-        if self.board.needed and decided and started is not None:
-            self.desk.review_started = None  # recorded once
-            metrics.review_waited(self.inp, (workflow.now() - started).total_seconds())
-
     # ------------------------------------------------------------------ queries
 
     @workflow.query(name=Query.STATUS)
     def status(self) -> CashoutStatus:
-        counts = {"refused": self.board.refusals + self.desk.refused, "dropped": self.desk.dropped}
+        counts = {
+            "refused": self.board.refusals + self.desk.refused,
+            "dropped": self.desk.dropped,
+            "runs": self.roller.runs,
+        }
         return status(self.inp, self.progress, self.board).model_copy(
             update={"request_digest": self.digest, **counts}
         )
@@ -378,7 +292,9 @@ class CashoutWorkflow:
         why = self.desk.request_cancel(request, "update")
         if why is not None:
             raise ApplicationError(why, type="cancel_refused", non_retryable=True)
-        await workflow.wait_condition(lambda: self.progress.stage in TERMINAL)
+        await workflow.wait_condition(
+            lambda: self.progress.stage in TERMINAL or self.roller.rolling
+        )  # a new run carries the accepted cancel
         return self.status()
 
     @cancel_update.validator

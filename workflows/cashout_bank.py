@@ -11,12 +11,13 @@ noted: no genuine one can exist before the transfer is queued); each kind counts
 Cash-outs started before that keep the rules they started under.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from payouts.domain.bounds import shown
+    from payouts.domain.carried import Checkpoint, RailState
     from payouts.domain.cashout import BankAccount, Stage
     from payouts.domain.messages import BankEnqueue, BankEvent, ReverseInput, ReversePayout
     from payouts.temporal.contract import Step
@@ -40,6 +41,13 @@ class BankRail:
         self.arrived: list[Stage] = []  # the stage each came in (admitted cash-outs)
         self.seen: set[str] = set()  # kinds taken
         self.returned: BankEvent | None = None  # a return that counts
+        self.returns_deadline: datetime | None = None
+
+    def restore(self, rail: RailState, returns_deadline: datetime | None) -> None:
+        """Resume in a new run (`workflows.cashout_roll`)."""
+        self.inbox, self.arrived = list(rail.bank_inbox), list(rail.arrived)
+        self.seen, self.returned = set(rail.seen), rail.returned
+        self.returns_deadline = returns_deadline
 
     def on_event(self, event: BankEvent) -> None:
         """The signal handler: queue it (older cash-outs: each kind once, at once)."""
@@ -51,12 +59,8 @@ class BankRail:
             self.arrived.append(self.run.progress.stage)
         self.inbox.append(event)
 
-    def take(self) -> BankEvent | None:
-        """The next event in the inbox, if it counts; a refusal is noted and audited."""
-        event = self.inbox.pop(0)
-        if not self.run.signed:
-            return event
-        stage = self.arrived.pop(0)
+    def _refused(self, event: BankEvent, stage: Stage) -> bool:
+        """Does the event not count? (Then it is noted and audited.)"""
         why = rail_event_refusal(self.run, "bank", event)
         if why is None and event.end_to_end_id != self.run.progress.rail_ref:
             why = "it names another transfer"
@@ -64,6 +68,21 @@ class BankRail:
             why = f"a bank's {shown(event.kind, 16)} does not fit a cash-out that was {stage.value}"
         if why is not None:
             self.run.refused(f"bank event {shown(event.kind, 16)}", why)
+        return why is not None
+
+    def sift(self) -> None:
+        """Before a new run: refuse what does not count, keep what does (a handful)."""
+        pairs = zip(self.inbox, self.arrived, strict=True)
+        kept = [(e, s) for e, s in pairs if not self._refused(e, s)]
+        self.inbox, self.arrived = [e for e, _ in kept], [s for _, s in kept]
+
+    def take(self) -> BankEvent | None:
+        """The next event in the inbox, if it counts; a refusal is noted and audited."""
+        event = self.inbox.pop(0)
+        if not self.run.signed:
+            return event
+        stage = self.arrived.pop(0)
+        if self._refused(event, stage):
             return None
         if event.kind in self.seen:
             return None  # told twice
@@ -85,17 +104,22 @@ class BankRail:
             destination=req.destination,
             at=workflow.now(),
         )
-        run.progress.rail_ref = await run.step(
-            lambda: local(CashoutSteps.enqueue_bank_transfer, enqueue), local=True
-        )
-        cutoff = run.inp.rules.batch_cutoff_minutes
-        every = "minute" if cutoff == 1 else f"{cutoff} minutes"
-        run.note(
-            f"queued for the next {q.currency} bank batch (cutoff every {every}),"
-            f" reference {run.progress.rail_ref}"
-        )
+        if run.roller.at is not Checkpoint.RAIL:
+            run.progress.rail_ref = await run.step(
+                lambda: local(CashoutSteps.enqueue_bank_transfer, enqueue), local=True
+            )
+            cutoff = run.inp.rules.batch_cutoff_minutes
+            every = "minute" if cutoff == 1 else f"{cutoff} minutes"
+            run.note(
+                f"queued for the next {q.currency} bank batch (cutoff every {every}),"
+                f" reference {run.progress.rail_ref}"
+            )
         while True:
-            await run.step(lambda: workflow.wait_condition(lambda: bool(self.inbox)))
+            await run.step(
+                lambda: workflow.wait_condition(lambda: bool(self.inbox) or run.roller.due())
+            )
+            if not self.inbox:  # woken only to roll
+                raise run.roller.roll(Checkpoint.RAIL)
             event = self.take()
             if event is None:
                 continue
@@ -147,15 +171,23 @@ class BankRail:
     async def _wait_for_return(self, window: timedelta) -> BankEvent | None:
         """The first return that counts within the window (refused events are noted)."""
         run = self.run
-        deadline = workflow.now() + window
+        if run.roller.at is not Checkpoint.RETURNS:
+            self.returns_deadline = workflow.now() + window
+        deadline = self.returns_deadline
+        assert deadline is not None
+        if deadline <= workflow.now():  # resumed after the window closed
+            return self.returned
         while self.returned is None:
             try:
                 await run.step(
                     lambda: workflow.wait_condition(
-                        lambda: bool(self.inbox), timeout=deadline - workflow.now()
+                        lambda: bool(self.inbox) or run.roller.due(),
+                        timeout=deadline - workflow.now(),
                     )
                 )
             except TimeoutError:
                 return None
+            if not self.inbox:  # woken only to roll
+                raise run.roller.roll(Checkpoint.RETURNS)
             self.take()
         return self.returned

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         oversized,
         shown,
     )
+    from payouts.domain.carried import Checkpoint
     from payouts.domain.cashout import (
         CANCELLABLE,
         Answer,
@@ -88,19 +89,28 @@ class Desk:
         takes its action."""
         run = self.run
         review = run.inp.rules.review
-        run.board.open(approvals)
-        timeout = timedelta(hours=review.timeout_hours)
-        self.review_started = workflow.now()
-        run.progress.review_deadline = deadline = workflow.now() + timeout
-        plural = "s" if approvals > 1 else ""
-        run.enter(Stage.AWAITING_REVIEW, f"{why}; {approvals} approval{plural} needed")
+        if run.roller.at is not Checkpoint.REVIEW:  # else resumed: already open
+            run.board.open(approvals)
+            timeout = timedelta(hours=review.timeout_hours)
+            self.review_started = workflow.now()
+            run.progress.review_deadline = workflow.now() + timeout
+            plural = "s" if approvals > 1 else ""
+            run.enter(Stage.AWAITING_REVIEW, f"{why}; {approvals} approval{plural} needed")
+        deadline = run.progress.review_deadline
+        assert deadline is not None
         try:
+            if deadline <= workflow.now():  # resumed after the deadline
+                raise TimeoutError
             await run.step(
                 lambda: workflow.wait_condition(
-                    lambda: run.board.outcome is not None or self.cancel is not None,
+                    lambda: (
+                        run.board.outcome is not None or self.cancel is not None or run.roller.due()
+                    ),
                     timeout=deadline - workflow.now(),
                 )
             )
+            if run.board.outcome is None and self.cancel is None:  # woken only to roll
+                raise run.roller.roll(Checkpoint.REVIEW)
         except TimeoutError:
             hours = review.timeout_hours
             run.board.time_out(review.timeout_action)
@@ -157,16 +167,20 @@ class Desk:
             await resumed(lambda: bool(self.signals) or self.closing)
             if not self.signals:
                 return
-            batch, self.signals = self.signals, []
-            for kind, signal in batch:
-                if signal.ref and signal.ref in self.answers:
-                    continue  # the client re-sent it
-                if isinstance(signal, CancelRequest):
-                    why = self.request_cancel(signal, "signal")
-                else:
-                    why = self.review(kind, signal, "signal")
-                if signal.ref:
-                    self.answer(signal.ref, why)
+            self.apply_queued()
+
+    def apply_queued(self) -> None:
+        """Decide the queued decisions and cancels, in the order they came."""
+        batch, self.signals = self.signals, []
+        for kind, signal in batch:
+            if signal.ref and signal.ref in self.answers:
+                continue  # the client re-sent it
+            if isinstance(signal, CancelRequest):
+                why = self.request_cancel(signal, "signal")
+            else:
+                why = self.review(kind, signal, "signal")
+            if signal.ref:
+                self.answer(signal.ref, why)
 
     def review(self, decision: str, d: ReviewDecision | ReviewRequest, via: str) -> str | None:
         """One reviewer decision, by signal or update alike: the board rules on it (with its
@@ -262,8 +276,11 @@ class Desk:
             await resumed(lambda: bool(self.audit_pending) or self.decided)
             if not self.audit_pending:
                 return
-            batch, self.audit_pending = self.audit_pending, []
-            await local(CashoutSteps.record_review_audit, batch)
+            await self.write_audit()
+
+    async def write_audit(self) -> None:
+        batch, self.audit_pending = self.audit_pending, []
+        await local(CashoutSteps.record_review_audit, batch)
 
     def request_cancel(self, request: CancelRequest, via: str) -> str | None:
         why = self._cancel_refusal(request)

@@ -1,12 +1,13 @@
 """Who the payee is: the identity check (KYC) a cash-out needs above the policy's amount,
 and for every bank transfer, whose account must be in the verified person's name."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from payouts.domain.carried import Checkpoint
     from payouts.domain.cashout import BankAccount, Stage
     from payouts.domain.messages import IdentityInput, IdentityResult, IdentityStatus
     from payouts.domain.review import names_match
@@ -18,13 +19,16 @@ class IdentityCheck:
     def __init__(self, run: Run) -> None:
         self.run = run
         self.pending_noted = False
+        self.give_up: datetime | None = None  # a pending check fails after this
 
     async def verify(self) -> None:
         """Ask the provider until it verifies or rejects; a pending check is asked again
         every `poll_minutes` until `pending_timeout_hours`."""
         run = self.run
         rules = run.inp.rules.identity
-        give_up = workflow.now() + timedelta(hours=rules.pending_timeout_hours)
+        if self.give_up is None:  # else resumed: the first run's deadline holds
+            self.give_up = workflow.now() + timedelta(hours=rules.pending_timeout_hours)
+        give_up = self.give_up
         while True:
             try:
                 result = await run.step(lambda: remote(CashoutSteps.verify_identity, self._check()))
@@ -45,7 +49,8 @@ class IdentityCheck:
                 self.pending_noted = True
                 every = f"checking every {rules.poll_minutes} minutes"
                 run.note(f"identity pending: {result.reason}; {every}")
-            await run.wait_unless_cancelled(timedelta(minutes=rules.poll_minutes))
+            poll = timedelta(minutes=rules.poll_minutes)
+            await run.wait_unless_cancelled(poll, Checkpoint.IDENTITY)
 
     def _check(self) -> IdentityInput:
         return IdentityInput(user_id=self.run.inp.request.user_id, checked_at=workflow.now())

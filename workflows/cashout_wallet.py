@@ -13,6 +13,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from payouts.domain.bounds import shown
+    from payouts.domain.carried import Checkpoint, RailState
     from payouts.domain.cashout import Stage, WalletAccount
     from payouts.domain.messages import WalletEvent, WalletPayout, WalletPayoutInput
     from payouts.temporal.contract import Step
@@ -30,6 +31,17 @@ class WalletRail:
         self.seen: set[str] = set()
         self.inbox: list[WalletEvent] = []  # admitted cash-outs: as signalled, unchecked
         self.arrived: list[Stage] = []  # ... and the stage each came in
+        self.patience = WALLET_PATIENCE
+
+    def restore(self, rail: RailState) -> None:
+        """Resume in a new run (`workflows.cashout_roll`)."""
+        self.final, self.seen = rail.wallet_final, set(rail.seen)
+        self.inbox, self.arrived = list(rail.wallet_inbox), list(rail.arrived)
+        self.patience = timedelta(seconds=rail.patience_seconds) or WALLET_PATIENCE
+
+    def sift(self) -> None:
+        """Before a new run: take what the inbox holds (a final answer is carried)."""
+        self._drain()
 
     def on_event(self, event: WalletEvent) -> None:
         """The signal handler: queue it (older cash-outs: take it at once, as before)."""
@@ -74,34 +86,40 @@ class WalletRail:
             amount=q.net,
             currency=q.currency,
         )
-        payout = await run.step(lambda: remote(CashoutSteps.send_wallet_payout, send))
-        run.progress.rail_ref = payout.id
-        lookup = " (an ambiguous answer was resolved by asking the provider)"
-        run.enter(
-            Stage.SENT,
-            f"wallet payout {payout.id} accepted" + (lookup if payout.resolved_by_lookup else ""),
-        )
-        if payout.status in FINAL:
-            self.final = payout
+        if run.roller.at is not Checkpoint.RAIL:
+            payout = await run.step(lambda: remote(CashoutSteps.send_wallet_payout, send))
+            run.progress.rail_ref = payout.id
+            lookup = " (an ambiguous answer was resolved by asking the provider)"
+            run.enter(
+                Stage.SENT,
+                f"wallet payout {payout.id} accepted"
+                + (lookup if payout.resolved_by_lookup else ""),
+            )
+            if payout.status in FINAL:
+                self.final = payout
+        payout_id = run.progress.rail_ref
+        assert payout_id is not None
         if run.signed:
             self._drain()
-        patience = WALLET_PATIENCE
         while self.final is None:
             try:
                 await run.step(
-                    lambda p=patience: workflow.wait_condition(  # type: ignore[misc]
-                        lambda: self.final is not None or self._final_waiting(), timeout=p
+                    lambda p=self.patience: workflow.wait_condition(  # type: ignore[misc]
+                        lambda: self.final is not None or self._final_waiting() or run.roller.due(),
+                        timeout=p,
                     )
                 )
                 self._drain()
+                if self.final is None and run.roller.due():
+                    raise run.roller.roll(Checkpoint.RAIL)
             except TimeoutError:
                 checked = await run.step(
-                    lambda: remote(CashoutSteps.wallet_payout_status, payout.id)
+                    lambda: remote(CashoutSteps.wallet_payout_status, payout_id)
                 )
                 if checked.status in FINAL:
                     run.note("no webhook yet: asked the provider, which has a final answer")
                     self.final = checked
-                patience = min(patience * 2, timedelta(hours=1))
+                self.patience = min(self.patience * 2, timedelta(hours=1))
         if self.final.status == "failed":
             why = self.final.failure_reason or "no reason"
             await run.end(Stage.FAILED, f"the wallet provider failed the payout: {why}")

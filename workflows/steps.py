@@ -16,6 +16,7 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from payouts.domain.carried import Checkpoint
     from payouts.domain.cashout import CashoutInput, Stage
     from payouts.domain.messages import (
         Admission,
@@ -81,6 +82,16 @@ def reason(err: FailureError) -> str:
     return str(getattr(inner, "message", inner))
 
 
+class Rolls(Protocol):
+    """Continue-as-new at the long waits (`workflows.cashout_roll.Roller`)."""
+
+    at: Checkpoint | None  # where this run resumed, if it did
+
+    def due(self) -> bool: ...
+
+    def roll(self, at: Checkpoint) -> Exception: ...
+
+
 class Run(Protocol):
     """What the parts of a cash-out (identity, rails) need from the workflow that runs them."""
 
@@ -88,6 +99,9 @@ class Run(Protocol):
     progress: Progress
     signed: bool  # admitted since signatures: decisions, cancels, rail events are checked
     trust: Admission | None  # what admission vouched for (the keys)
+
+    @property
+    def roller(self) -> Rolls: ...
 
     def step(self, make: Callable[[], Awaitable[T]], *, local: bool = False) -> Awaitable[T]: ...
 
@@ -105,7 +119,9 @@ class Run(Protocol):
 
     async def stop_if_cancelled(self) -> None: ...
 
-    async def wait_unless_cancelled(self, duration: timedelta) -> None: ...
+    async def wait_unless_cancelled(
+        self, duration: timedelta, checkpoint: Checkpoint | None = None
+    ) -> None: ...
 
     def refused(self, what: str, why: str) -> None:
         """Note and audit something that came in and does not count."""

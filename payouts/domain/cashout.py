@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from payouts.domain.fees import Quote
 from payouts.domain.policy import CashoutRules, Method
+
+if TYPE_CHECKING:
+    from payouts.domain.carried import Carried
 
 
 class Frozen(BaseModel):
@@ -103,6 +106,8 @@ class CashoutInput(Frozen):
     # The platform's signature over the request and `requested_at` (`trust.request_message`);
     # the worker admits nothing unsigned. Empty in cash-outs started before signing.
     platform_signature: str = ""
+    # Set only by the cash-out itself when a long wait continues as new (`carried.py`)
+    carried: Carried | None = None
 
 
 # ------------------------------------------------------------------ reviews and status
@@ -215,6 +220,8 @@ class CashoutStatus(Frozen):
     # and signals dropped unread for their size.
     refused: int = 0
     dropped: int = 0
+    # Runs before the current one: a long wait continues as new to keep its history bounded
+    runs: int = 0
 
 
 class CashoutResult(Frozen):

@@ -72,6 +72,7 @@ class Patch:
     commands on replay; one that starts after takes the new ones."""
 
     ADMISSION: Final = "admission-before-hold"
+    ROLL: Final = "continue-as-new-at-long-waits"
 
 
 class Decision:
