@@ -41,19 +41,31 @@ def codec_server(
         list[str] | None,
         typer.Option("--ui-origin", help="A Temporal UI origin allowed to call it (repeat)."),
     ] = None,
+    allow_encode: Annotated[
+        bool, typer.Option(help="Serve /encode too (it lets callers seal payloads).")
+    ] = False,
 ) -> None:
-    """Run the codec server alone, for an operator's Temporal UI (Settings > Codec Server)
-    or `temporal --codec-endpoint`: it decrypts payloads with PAYOUTS_PAYLOAD_KEYS."""
+    """Run the codec server alone, for an operator's Temporal UI (Settings > Codec Server:
+    the endpoint it prints) or `temporal --codec-endpoint URL --codec-auth "Bearer TOKEN"`.
+    It decrypts with PAYOUTS_PAYLOAD_KEYS for callers holding PAYOUTS_OPERATOR_TOKEN."""
     from payouts.temporal.codec_server import CodecServer
 
     origins = tuple(ui_origin or ("http://localhost:8233", "http://127.0.0.1:8233"))
 
-    env.deployment.require("payload_keys")
+    env.deployment.require("payload_keys", "operator_token")
 
     async def serve() -> None:
-        server = CodecServer(codec_for(env.settings), origins=origins)
-        url = await server.start(port=port)
-        out.print(f"codec server at {url} for {', '.join(origins)}; Ctrl-C stops it")
+        server = CodecServer(
+            codec_for(env.settings),
+            origins=origins,
+            token=env.settings.operator_token,
+            allow_encode=allow_encode,
+        )
+        await server.start(port=port)
+        out.print(
+            f"codec server for {', '.join(origins)}: the UI's endpoint is "
+            f"{server.url}/t/$PAYOUTS_OPERATOR_TOKEN; Ctrl-C stops it"
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

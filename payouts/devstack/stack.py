@@ -153,7 +153,10 @@ async def up(
     stack = embedded_stack(settings, f"{host}:{tport}", policy)
     settings, policy = stack.settings, stack.policy
     codec_server = CodecServer(
-        codec_for(settings), origins=(f"http://localhost:{ui_port}", f"http://127.0.0.1:{ui_port}")
+        codec_for(settings),
+        origins=(f"http://localhost:{ui_port}", f"http://127.0.0.1:{ui_port}"),
+        token=settings.operator_token,
+        allow_encode=True,  # the UI seals what it sends (a pasted, signed approval)
     )
     await codec_server.start(port=settings.codec_port)
     server: DevServer | None = None
@@ -166,7 +169,7 @@ async def up(
             ui_port=ui_port,
             db_file=settings.temporal_db_path,
             log_file=settings.temporal_db_path.with_name("temporal.log"),
-            ui_codec_endpoint=codec_server.url,
+            ui_codec_endpoint=codec_server.ui_endpoint,
         )
         console.print(
             f"starting the Temporal dev server at {server.address} "
@@ -209,7 +212,8 @@ async def up(
             )
             console.print(
                 f"payloads are encrypted; the codec server {codec_server.url} decodes "
-                "them for the UI of whoever runs it"
+                "them for this UI and for callers with the operator token "
+                f"({settings.data_dir}/keys/operator.token)"
             )
             if settings.metrics_port:
                 console.print(

@@ -179,6 +179,11 @@ class Deployment:
                 "PAYOUTS_SERVICE_KEY_FILE is not set: make the rail components' key with "
                 "`payouts keygen service --out FILE`"
             )
+        if "operator_token" in needs and len(s.operator_token) < 16:
+            problems.append(
+                "PAYOUTS_OPERATOR_TOKEN is not set (16 characters or more): make one with "
+                "`payouts keygen operator`"
+            )
         if "reviewer_keys" in needs and policy is not None:
             for r in policy.reviewers:
                 if not r.public_key:

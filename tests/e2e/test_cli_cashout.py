@@ -145,12 +145,19 @@ async def test_temporal_cli_signal_and_query(harness: Harness, tmp_path: Path) -
     )
     assert signal.returncode == 0, signal.stderr
     await h.result(ticket.request_id)
-    codec = CodecServer(codec_for(h.stack.settings), origins=())
+    token = h.stack.settings.operator_token
+    # the temporal CLI encodes its (empty) query input through the codec too
+    codec = CodecServer(codec_for(h.stack.settings), origins=(), token=token, allow_encode=True)
     await codec.start()
     try:
         query = await asyncio.to_thread(
-            temporal, "query", "--name", "status", "--output", "json", "--codec-endpoint", codec.url
-        )
+            temporal, "query", "--name", "status", "--output", "json",
+            "--codec-endpoint", codec.url, "--codec-auth", f"Bearer {token}",
+        )  # fmt: skip
+        unauthorised = await asyncio.to_thread(
+            temporal, "query", "--name", "status", "--output", "json",
+            "--codec-endpoint", codec.url,
+        )  # fmt: skip
         raw = await asyncio.to_thread(temporal, "query", "--name", "status", "--output", "json")
     finally:
         await codec.stop()
@@ -166,4 +173,5 @@ async def test_temporal_cli_signal_and_query(harness: Harness, tmp_path: Path) -
     )
     assert codec.decoded >= 1
     assert "PAID" not in raw.stdout
+    assert "PAID" not in unauthorised.stdout and codec.refused >= 1
     assert base64.b64encode(b"binary/encrypted").decode() in raw.stdout

@@ -9,6 +9,7 @@ import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -23,7 +24,7 @@ from payouts.config.settings import Settings
 from payouts.devstack.demo import sandbox_iban
 from payouts.devstack.embedded import embedded_stack, platform_client
 from payouts.domain.cashout import Stage
-from payouts.errors import CodecError
+from payouts.errors import CodecError, SecretError
 from payouts.rails.giftcards import codes as giftcards
 from payouts.store import audit
 from payouts.temporal import telemetry
@@ -114,30 +115,57 @@ async def test_codec_binds_its_metadata_and_still_reads_release_0_1() -> None:
     assert (await codec.decode([legacy]))[0].data == b'"old"'
 
 
-async def test_codec_server_decodes_for_allowed_origins() -> None:
-    """The UI's remote codec protocol: /decode and /encode, CORS only for the UI's origin."""
+TOKEN = "operator-token-0123456789"
+
+
+async def test_the_codec_server_serves_operators_only() -> None:
+    """The UI's remote codec protocol, for holders of the operator token (a bearer header
+    or the UI's path): no token, a wrong one, a foreign Host (DNS rebinding), a foreign
+    Origin, a huge body and /encode are all refused; CORS answers only the UI's origin."""
     codec = codec_for(Settings())
-    server = CodecServer(codec, origins=("http://localhost:8233",))
-    await server.start()
+    server = CodecServer(codec, origins=("http://localhost:8233",), token=TOKEN)
+    url = await server.start()
     sealed = await codec.encode([Payload(metadata={"encoding": b"json/plain"}, data=b'"Zoe"')])
     body = json_format.MessageToJson(Payloads(payloads=sealed))
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    ui = {"Origin": "http://localhost:8233"}
+
+    async def post(path: str, data: str | bytes = body, **headers: str) -> tuple[int, str, Any]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(url + path, data=data, headers=headers) as resp,
+        ):
+            return resp.status, await resp.text(), resp.headers.get("Access-Control-Allow-Origin")
+
     try:
-        async with aiohttp.ClientSession() as http:
-            async with http.post(
-                f"{server.url}/decode", data=body, headers={"Origin": "http://localhost:8233"}
-            ) as resp:
-                answer = json_format.Parse(await resp.text(), Payloads())
-                allowed = resp.headers.get("Access-Control-Allow-Origin")
-            async with http.post(
-                f"{server.url}/decode", data=body, headers={"Origin": "http://evil.example"}
-            ) as resp:
-                denied = resp.headers.get("Access-Control-Allow-Origin")
-            async with http.post(f"{server.url}/decode", data="nonsense") as resp:
-                bad = resp.status
+        ok, answer, _ = await post("/decode", **bearer)
+        via_path, _, allowed = await post(f"/t/{TOKEN}/decode", **ui)
+        statuses = {
+            "no token": (await post("/decode"))[0],
+            "wrong token": (await post("/decode", Authorization="Bearer " + "x" * 25))[0],
+            "wrong path token": (await post("/t/nope-nope-nope-nope/decode"))[0],
+            "foreign host": (await post("/decode", Host="evil.example:80", **bearer))[0],
+            "foreign origin": (await post("/decode", Origin="http://evil.example", **bearer))[0],
+            "huge body": (await post("/decode", data=b"x" * (5 * 1024 * 1024), **bearer))[0],
+            "encode": (await post("/encode", **bearer))[0],
+            "not payloads": (await post("/decode", data="nonsense", **bearer))[0],
+        }
     finally:
         await server.stop()
-    assert answer.payloads[0].data == b'"Zoe"'
-    assert (allowed, denied, bad) == ("http://localhost:8233", None, 400)
+    assert (ok, via_path, allowed) == (200, 200, "http://localhost:8233")
+    assert json_format.Parse(answer, Payloads()).payloads[0].data == b'"Zoe"'
+    assert statuses == {
+        "no token": 401,
+        "wrong token": 401,
+        "wrong path token": 401,
+        "foreign host": 421,
+        "foreign origin": 403,
+        "huge body": 413,
+        "encode": 405,
+        "not payloads": 400,
+    }
+    with pytest.raises(SecretError, match="PAYOUTS_OPERATOR_TOKEN"):
+        CodecServer(codec, origins=(), token="")
 
 
 async def test_keygen_and_the_standalone_codec_server() -> None:
@@ -169,19 +197,27 @@ async def test_keygen_and_the_standalone_codec_server() -> None:
     )
     assert sealed_new[0].metadata["encryption-key-id"] == b"2026-11"
     port = free_port()
+    keys = {"PAYOUTS_PAYLOAD_KEYS": f"{new},{old}"}
+    refused = cli("codec-server", "--port", str(port), **keys)
+    assert refused.returncode == 1 and "PAYOUTS_OPERATOR_TOKEN is not set" in refused.stderr
+    token = cli("keygen", "operator").stdout.strip().split("=", 1)[1]
     proc = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "payouts", "codec-server", "--port", str(port)),
-        env={**os.environ, "PAYOUTS_PAYLOAD_KEYS": f"{new},{old}"},
+        env={**os.environ, **keys, "PAYOUTS_OPERATOR_TOKEN": token},
         stdout=subprocess.PIPE,
     )
     try:
         assert proc.stdout is not None
         banner = (await proc.stdout.readline()).decode()
-        assert f"codec server at http://127.0.0.1:{port}" in banner
+        assert f"http://127.0.0.1:{port}/t/$PAYOUTS_OPERATOR_TOKEN" in banner
         body = json_format.MessageToJson(Payloads(payloads=sealed_old + sealed_new))
         async with (
             aiohttp.ClientSession() as http,
-            http.post(f"http://127.0.0.1:{port}/decode", data=body) as resp,
+            http.post(
+                f"http://127.0.0.1:{port}/decode",
+                data=body,
+                headers={"Authorization": f"Bearer {token}"},
+            ) as resp,
         ):
             answer = json_format.Parse(await resp.text(), Payloads())
     finally:
