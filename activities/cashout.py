@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.admission import Admitter
 from payouts.domain import risk
@@ -55,16 +56,30 @@ from payouts.temporal import contract
 from payouts.temporal.contract import Activity as A
 from payouts.temporal.interfaces import CashoutSteps
 
+log = logging.getLogger("payouts.activities")
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
 def _application_error(exc: PayoutError) -> ApplicationError:
+    """A domain error is expected (a refusal, a rail's known fault), not a bug: it fails the
+    activity as BENIGN, which the SDK logs without a traceback at DEBUG, and we log one
+    line: INFO for a refusal, WARNING for a fault that is retried. Anything else raised in
+    an activity is a bug and keeps the SDK's warning with its traceback."""
     delay = None
     if isinstance(exc, RailRetryAfter):
         delay = timedelta(seconds=exc.retry_after)
+    info = activity.info()
+    if exc.retryable:
+        log.warning("%s: %s, attempt %d: %s", info.workflow_id, exc.code, info.attempt, exc)
+    else:
+        log.info("%s refused: %s: %s", info.workflow_id, exc.code, exc)
     return ApplicationError(
-        exc.message, type=exc.code, non_retryable=not exc.retryable, next_retry_delay=delay
+        exc.message,
+        type=exc.code,
+        non_retryable=not exc.retryable,
+        next_retry_delay=delay,
+        category=ApplicationErrorCategory.BENIGN,
     )
 
 

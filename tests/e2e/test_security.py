@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,20 +38,31 @@ from tests.support.harness import Harness
 
 
 async def test_histories_hold_no_personal_data_in_clear(harness: Harness) -> None:
-    """Names, account numbers, wallet ids, addresses and gift codes never appear in a raw
-    history; with the codec the same history reads back (so they were there, sealed)."""
+    """Names, account numbers, wallet ids, addresses, gift codes and balances never appear
+    in a raw history, on the paths that pay and on those that fail (a ledger refusal in a
+    local activity, the wallet provider's failure, the bank's rejection): every failure
+    message and stack trace in the history is sealed too. With the codec the same history
+    reads back (so they were there, sealed)."""
     h = harness
-    iban = sandbox_iban("7001")
+    iban, closed = sandbox_iban("7001"), sandbox_iban("0404")
     h.stack.identity.register("pii", "verified", legal_name="Zoë Secretname")
-    for user in ("pii", "pwl", "pgc"):
+    h.stack.identity.register("pcl", "verified", legal_name="Cleo Closedacct")
+    for user in ("pii", "pwl", "pgc", "pbl", "pcl"):
         h.fund(user, "100.00")
+    h.fund("ppo", "3.21")
     bank = await h.cashout("pii", "60", "bank_transfer", iban, holder="Zoë Secretname")
     wallet = await h.cashout("pwl", "10", "wallet", "+4915199998888")
     gift = await h.cashout("pgc", "25", "gift_card", "hidden.mailbox@example.org")
-    await h.wait_for(bank.request_id, lambda s: any("queued" in e.note for e in s.timeline))
+    blocked = await h.cashout("pbl", "10", "wallet", "blocked.secretwallet@example.org")
+    rejected = await h.cashout("pcl", "30", "bank_transfer", closed, holder="Cleo Closedacct")
+    poor = await h.cashout("ppo", "5", "wallet", "poor@example.org")  # the ledger refuses
+    for t in (bank, rejected):
+        await h.wait_for(t.request_id, lambda s: any("queued" in e.note for e in s.timeline))
     await h.bank_cycle()
     for t in (bank, wallet, gift):
         await h.wait_stage(t.request_id, Stage.PAID)
+    for t in (blocked, rejected, poor):
+        assert (await h.result(t.request_id)).stage is Stage.FAILED
     [card] = giftcards.reveal(
         h.stack.db,
         h.stack.vault,
@@ -57,22 +70,40 @@ async def test_histories_hold_no_personal_data_in_clear(harness: Harness) -> Non
         user_id="pgc",
         at=_now(),
     )
-    secrets = [iban, "Secretname", "+4915199998888", "hidden.mailbox", card.code]
+    secrets = [iban, closed, "Secretname", "Closedacct", "+4915199998888", "hidden.mailbox",
+               "secretwallet", card.code, "3.21"]  # fmt: skip
     plain = await Client.connect(
         h.temporal.service_client.config.target_host, data_converter=pydantic_data_converter
     )
-    raw = ""
-    for t in (bank, wallet, gift):
-        raw += (await plain.get_workflow_handle(t.workflow_id).fetch_history()).to_json()
+    raw, failures = "", []
+    tickets = (bank, wallet, gift, blocked, rejected, poor)
     batches = [w async for w in plain.list_workflows('WorkflowType = "BankBatchWorkflow"')]
-    for b in batches:
-        raw += (await plain.get_workflow_handle(b.id).fetch_history()).to_json()
+    reports = [w async for w in plain.list_workflows('WorkflowType = "BankReportsWorkflow"')]
+    for wid in [t.workflow_id for t in tickets] + [w.id for w in batches + reports]:
+        history = (await plain.get_workflow_handle(wid).fetch_history()).to_json()
+        raw += history
+        failures += list(_failures(json.loads(history)))
     for secret in secrets:
         assert secret not in raw, secret
+    assert failures, "the failure paths left no failure in the histories"
+    assert {f.get("message") for f in failures} == {"Encoded failure"}
+    assert not any(f.get("stackTrace") for f in failures)
     decoded = await h.temporal.get_workflow_handle(bank.workflow_id).fetch_history()
     first = decoded.events[0].workflow_execution_started_event_attributes.input.payloads[0]
     readable = (await codec_for(h.stack.settings).decode([first]))[0].data.decode()
     assert iban in readable and "Secretname" in readable
+
+
+def _failures(node: Any) -> Iterator[dict[str, Any]]:
+    """Every Temporal `Failure` in a history's JSON (failures nest as causes)."""
+    if isinstance(node, dict):
+        if "message" in node and ("encodedAttributes" in node or "stackTrace" in node):
+            yield node
+        for value in node.values():
+            yield from _failures(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _failures(value)
 
 
 def _now() -> datetime:
