@@ -3,6 +3,7 @@ bank's reports, and tell each cash-out what became of its transfer."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from datetime import datetime
@@ -15,6 +16,7 @@ from activities.cashout import domain_errors
 from payouts.domain import trust
 from payouts.domain.messages import BankCycle, BankEvent, BankSignal, BatchSummary
 from payouts.domain.policy import Method, Policy
+from payouts.errors import BankFileInvalid
 from payouts.ledger import Ledger
 from payouts.rails.bank import book
 from payouts.rails.bank.iso20022 import (
@@ -32,6 +34,8 @@ from payouts.temporal import contract
 from payouts.temporal.contract import Activity as A
 from payouts.temporal.contract import Step
 from payouts.temporal.interfaces import BankSteps
+
+log = logging.getLogger("payouts.bank")
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -67,67 +71,108 @@ class BankActivities(BankSteps):
 
         Batches are recorded first; files are (re)written and submitted for every batch not
         yet submitted, so a retry after a crash resends the same file (same message id, which
-        the bank takes once)."""
+        the bank takes once). A file that fails the schema never leaves: its batch is
+        quarantined, each of its items is checked alone, the ones at fault are rejected
+        (their cash-outs fail with the reason) and the others are batched again at once."""
         batching = self.policy.methods[Method.BANK_TRANSFER].batching
         assert batching is not None  # the policy requires it for bank transfers
-        book.cut_batches(
-            self.ledger.db, as_of=as_of, max_items=batching.max_items, costs=batching.costs
+        sent: list[BatchSummary] = []
+        quarantined: list[str] = []
+        for _ in range(2):  # the second round re-batches what a quarantine sent back
+            book.cut_batches(
+                self.ledger.db, as_of=as_of, max_items=batching.max_items, costs=batching.costs
+            )
+            requeued = 0
+            for b in book.batches(self.ledger.db, status="created"):
+                activity.heartbeat(b.id)  # a worker lost mid-cycle is noticed in seconds
+                xml = self._file(b, b.items)
+                try:
+                    validate_pain001(xml)
+                except BankFileInvalid as exc:
+                    requeued += self._quarantine(b, exc, as_of)
+                    quarantined.append(f"{b.id}: {exc.message}"[:300])
+                    continue
+                write_atomically(self.outbound / b.file_name, xml)
+                self.bank.submit(b.file_name, xml, as_of)
+                book.mark_submitted(self.ledger.db, b.id)
+                sent.append(
+                    BatchSummary(
+                        batch_id=b.id,
+                        currency=b.currency,
+                        items=len(b.items),
+                        total=sum(i.amount for i in b.items),
+                        fee_saved=b.fee_saved,
+                        file_name=b.file_name,
+                    )
+                )
+            if not requeued:
+                break
+        return BankCycle(batches=tuple(sent), quarantined=tuple(quarantined))
+
+    def _file(self, b: book.BatchRow, items: tuple[book.ItemRow, ...]) -> bytes:
+        return build_pain001(
+            Batch(
+                message_id=b.id,
+                created_at=b.created_at,
+                currency=b.currency,
+                debtor=self.debtor,
+                execution_date=b.created_at.date(),
+                transfers=tuple(
+                    CreditTransfer(
+                        end_to_end_id=i.end_to_end_id,
+                        amount=i.amount,
+                        creditor=Party(i.holder_name, i.iban, i.bic),
+                        remittance=f"Payout {i.request_id}",
+                    )
+                    for i in items
+                ),
+            )
         )
-        sent = []
-        for b in book.batches(self.ledger.db, status="created"):
-            activity.heartbeat(b.id)  # a worker lost mid-cycle is noticed in seconds
-            xml = build_pain001(
-                Batch(
-                    message_id=b.id,
-                    created_at=b.created_at,
-                    currency=b.currency,
-                    debtor=self.debtor,
-                    execution_date=b.created_at.date(),
-                    transfers=tuple(
-                        CreditTransfer(
-                            end_to_end_id=i.end_to_end_id,
-                            amount=i.amount,
-                            creditor=Party(i.holder_name, i.iban, i.bic),
-                            remittance=f"Payout {i.request_id}",
-                        )
-                        for i in b.items
-                    ),
-                )
-            )
-            validate_pain001(xml)
-            write_atomically(self.outbound / b.file_name, xml)
-            self.bank.submit(b.file_name, xml, as_of)
-            book.mark_submitted(self.ledger.db, b.id)
-            sent.append(
-                BatchSummary(
-                    batch_id=b.id,
-                    currency=b.currency,
-                    items=len(b.items),
-                    total=sum(i.amount for i in b.items),
-                    fee_saved=b.fee_saved,
-                    file_name=b.file_name,
-                )
-            )
-        return BankCycle(batches=tuple(sent))
+
+    def _quarantine(self, b: book.BatchRow, exc: BankFileInvalid, as_of: datetime) -> int:
+        """Keep the file aside, find the items at fault; returns how many were requeued."""
+        write_atomically(self.outbound / "quarantine" / b.file_name, self._file(b, b.items))
+        at_fault = {}
+        for item in b.items:
+            try:
+                validate_pain001(self._file(b, (item,)))
+            except BankFileInvalid as alone:
+                why = alone.message.split(": ", 1)[-1]
+                at_fault[item.end_to_end_id] = f"the bank file format refuses it ({why})"
+        requeued = book.quarantine_batch(
+            self.ledger.db, b.id, reason=exc.message, rejected=at_fault, at=as_of
+        )
+        log.warning(
+            "bank batch %s quarantined (%d rejected, %d requeued): %s",
+            b.id, len(at_fault), requeued, exc.message,
+        )  # fmt: skip
+        return requeued
 
     @activity.defn(name=A.PROCESS_BANK_REPORTS)
     @domain_errors
     def process_bank_reports(self, as_of: datetime) -> BankCycle:
         """Fetch the bank's reports, keep each file, apply it to the batch book (once per
         file name), and only then acknowledge them to the bank: a crash in between means
-        the same files come again, and applying them again changes nothing."""
+        the same files come again, and applying them again changes nothing. A file that
+        cannot be read is quarantined (kept, listed by `payouts batches`), and the others
+        are applied as usual."""
         files = moved = 0
+        quarantined: list[str] = []
         fetched = self.bank.fetch(as_of)
         for name, xml in fetched:
             activity.heartbeat(name)  # a worker lost mid-cycle is noticed in seconds
             write_atomically(self.inbound / name, xml)
-            changed = book.apply_report(
-                self.ledger.db, name=name, report=parse_report(xml), at=as_of
-            )
-            moved += changed
+            try:
+                report = parse_report(xml)
+            except BankFileInvalid as exc:
+                if book.quarantine_report(self.ledger.db, name=name, reason=exc.message, at=as_of):
+                    log.warning("bank report %s quarantined: %s", name, exc.message)
+                quarantined.append(f"{name}: {exc.message}"[:300])
+                continue
+            moved += book.apply_report(self.ledger.db, name=name, report=report, at=as_of)
             files += 1
         self.bank.acknowledge([name for name, _ in fetched])
-        return BankCycle(report_files=files, items_moved=moved)
+        return BankCycle(report_files=files, items_moved=moved, quarantined=tuple(quarantined))
 
     @activity.defn(name=A.BANK_SIGNALS)
     def bank_signals(self, limit: int) -> list[BankSignal]:

@@ -41,32 +41,45 @@ def giftcodes(
 
 @app.command()
 def batches(json_out: JsonOpt = False) -> None:
-    """Bank batch files: items, totals, the bank's verdicts and the fees saved by batching."""
+    """Bank batch files: items, totals, the bank's verdicts and the fees saved by batching;
+    and what was quarantined (a file that failed the schema, a report we cannot read)."""
     from payouts.rails.bank import book
 
     rows = book.batches(env.db)
+    reports = book.report_files(env.db, status="quarantined")
     if json_out:
         emit_json(
-            [
-                {
-                    "batch_id": b.id,
-                    "currency": b.currency,
-                    "created_at": b.created_at,
-                    "file": str(env.settings.bank_dir / "outbound" / b.file_name),
-                    "items": len(b.items),
-                    "total": sum(i.amount for i in b.items),
-                    "fee_saved": b.fee_saved,
-                    "status": b.status,
-                    "verdicts": {
-                        s: sum(1 for i in b.items if i.status == s)
-                        for s in {i.status for i in b.items}
-                    },
-                }
-                for b in rows
-            ]
+            {
+                "batches": [
+                    {
+                        "batch_id": b.id,
+                        "currency": b.currency,
+                        "created_at": b.created_at,
+                        "file": str(env.settings.bank_dir / "outbound" / b.file_name),
+                        "items": len(b.items),
+                        "total": sum(i.amount for i in b.items),
+                        "fee_saved": b.fee_saved,
+                        "status": b.status,
+                        "reason": b.reason,
+                        "verdicts": {
+                            s: sum(1 for i in b.items if i.status == s)
+                            for s in {i.status for i in b.items}
+                        },
+                    }
+                    for b in rows
+                ],
+                "quarantined_reports": [
+                    {
+                        "file": str(env.settings.bank_dir / "inbound" / r.name),
+                        "received_at": r.received_at,
+                        "reason": r.reason,
+                    }
+                    for r in reports
+                ],
+            }
         )
         return
-    if not rows:
+    if not rows and not reports:
         out.print("no bank batches yet")
         return
     table = Table(title=f"Bank batches (files in {env.settings.bank_dir / 'outbound'})")
@@ -77,6 +90,8 @@ def batches(json_out: JsonOpt = False) -> None:
         for i in b.items:
             counts[i.status] = counts.get(i.status, 0) + 1
         verdicts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        if b.status == "quarantined":
+            verdicts = f"QUARANTINED: {b.reason}; " + verdicts
         table.add_row(
             b.id,
             f"{b.created_at:%H:%M:%S}",
@@ -86,6 +101,8 @@ def batches(json_out: JsonOpt = False) -> None:
             verdicts,
         )
     out.print(table)
+    for r in reports:
+        out.print(f"QUARANTINED report {r.name} ({r.received_at:%Y-%m-%d %H:%M:%S}): {r.reason}")
 
 
 @app.command()

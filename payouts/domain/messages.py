@@ -155,6 +155,7 @@ class BankCycle(Frozen):
     items_moved: int = 0
     signalled: int = 0
     late: int = 0
+    quarantined: tuple[str, ...] = ()  # batches or report files set aside, with the reason
 
 
 class WalletPayoutInput(Frozen):

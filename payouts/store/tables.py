@@ -14,7 +14,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -216,10 +224,11 @@ class BankBatch(SQLModel, table=True):
     items: int
     total: int = _money()
     file_name: str = Field(max_length=200)
-    status: str = Field(max_length=16)  # created | submitted
+    status: str = Field(max_length=16)  # created | submitted | quarantined
     unbatched_cost: int = _money()  # what the items would have cost one by one
     batch_cost: int = _money()
     fee_saved: int = _money()
+    reason: str | None = Field(default=None, max_length=500)  # why it was quarantined
 
 
 class BankReportFile(SQLModel, table=True):
@@ -232,6 +241,11 @@ class BankReportFile(SQLModel, table=True):
     message_id: str = Field(max_length=35)
     items: int
     received_at: datetime = _when()
+    status: str = Field(
+        default="applied",
+        sa_column=Column(String(16), nullable=False, server_default="applied"),
+    )  # applied | quarantined (unreadable: kept, listed by `payouts batches`)
+    reason: str | None = Field(default=None, max_length=500)
 
 
 class GiftCard(SQLModel, table=True):

@@ -62,6 +62,16 @@ class BatchRow:
     unbatched_cost: int
     batch_cost: int
     fee_saved: int
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportFileRow:
+    name: str
+    kind: str
+    received_at: datetime
+    status: str
+    reason: str | None
 
 
 def _item(row: Any) -> ItemRow:
@@ -137,7 +147,11 @@ def cut_batches(
             by_currency.setdefault(r.currency, []).append(r)
         for cur, items in by_currency.items():
             cost = costs.get(cur, BatchCost(item_cost=0, batch_cost=0))
-            for n, start in enumerate(range(0, len(items), max_items), start=1):
+            # numbered on from any batch cut at the same second (a re-cut after a quarantine)
+            taken = conn.execute(
+                select(func.count()).where(_BATCH.c.id.like(f"B{stamp}{cur}%"))
+            ).scalar_one()
+            for n, start in enumerate(range(0, len(items), max_items), start=taken + 1):
                 chunk = items[start : start + max_items]
                 batch_id = f"B{stamp}{cur}{n:03d}"
                 unbatched = cost.item_cost * len(chunk)
@@ -195,9 +209,65 @@ def batches(
                     unbatched_cost=b.unbatched_cost,
                     batch_cost=b.batch_cost,
                     fee_saved=b.fee_saved,
+                    reason=b.reason,
                 )
             )
     return out
+
+
+def quarantine_batch(
+    db: Database, batch_id: str, *, reason: str, rejected: dict[str, str], at: datetime
+) -> int:
+    """A batch whose file cannot go (it fails the schema): the batch is kept, quarantined
+    with its reason; the items in `rejected` (end-to-end id -> why) are rejected, and the
+    rest go back to the queue for the next cut. Only a batch that never left can be
+    quarantined, so its items were never with the bank. Returns how many were requeued."""
+    now = to_epoch_us(at)
+    with db.write_connection() as conn:
+        quarantined = conn.execute(
+            update(_BATCH)
+            .where(_BATCH.c.id == batch_id, _BATCH.c.status == "created")
+            .values(status="quarantined", reason=reason[:500])
+        ).rowcount
+        if not quarantined:
+            raise InvalidState(f"batch {batch_id}: only a batch not yet submitted is quarantined")
+        for e2e, why in sorted(rejected.items()):
+            conn.execute(
+                update(_ITEM)
+                .where(_ITEM.c.end_to_end_id == e2e, _ITEM.c.batch_id == batch_id)
+                .values(status="rejected", reason_code="FF01", reason=why[:200], updated_at=now)
+            )
+        return int(
+            conn.execute(
+                update(_ITEM)
+                .where(_ITEM.c.batch_id == batch_id, _ITEM.c.status == "sent")
+                .values(status="queued", batch_id=None, updated_at=now)
+            ).rowcount
+        )
+
+
+def quarantine_report(db: Database, *, name: str, reason: str, at: datetime) -> bool:
+    """A report file we cannot read: recorded (so it is not read again) as quarantined."""
+    with db.write_connection() as conn:
+        return bool(
+            conn.execute(
+                db.dialect.insert_new(_FILE).values(
+                    name=name, kind="unreadable", message_id="", items=0,
+                    received_at=to_epoch_us(at), status="quarantined", reason=reason[:500],
+                )
+            ).rowcount
+        )  # fmt: skip
+
+
+def report_files(db: Database, *, status: str | None = None) -> list[ReportFileRow]:
+    with db.read_connection() as conn:
+        stmt = select(_FILE).order_by(_FILE.c.received_at, _FILE.c.name)
+        if status is not None:
+            stmt = stmt.where(_FILE.c.status == status)
+        return [
+            ReportFileRow(r.name, r.kind, r.received_at, r.status, r.reason)
+            for r in conn.execute(stmt).all()
+        ]
 
 
 def mark_submitted(db: Database, batch_id: str) -> None:
@@ -293,11 +363,17 @@ def _forward(current: str, new: str) -> bool:
 
 
 def unsignalled(db: Database, limit: int = 1000) -> list[ItemRow]:
-    """Items whose status the cash-out workflow has not been told about yet."""
+    """Items whose status the cash-out workflow has not been told about yet (not while
+    their batch is still being written: it may yet be quarantined and the item requeued)."""
+    unsent = select(_BATCH.c.id).where(_BATCH.c.status == "created")
     with db.read_connection() as conn:
         rows = conn.execute(
             select(_ITEM)
-            .where(_ITEM.c.status != _ITEM.c.signalled, _ITEM.c.status.in_(SIGNALLED))
+            .where(
+                _ITEM.c.status != _ITEM.c.signalled,
+                _ITEM.c.status.in_(SIGNALLED),
+                _ITEM.c.batch_id.not_in(unsent),
+            )
             .order_by(_ITEM.c.updated_at)
             .limit(limit)
         ).all()

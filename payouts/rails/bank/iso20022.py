@@ -190,8 +190,27 @@ def validate_pain001(xml: bytes) -> None:
         raise BankFileInvalid(f"pain.001 is not well-formed XML: {exc}") from None
     schema = _schema("pain.001.001.09")
     if not schema.validate(doc):
-        problems = "; ".join(f"line {e.line}: {e.message}" for e in schema.error_log)
+        # the element and the rule broken, never lxml's message: it quotes the value
+        # (a name, an account number), and this message reaches logs and histories
+        tree = doc.getroottree()
+        problems = "; ".join(
+            f"line {e.line} {_element(tree, e.path)}: {e.type_name}" for e in schema.error_log
+        )
         raise BankFileInvalid(f"pain.001 does not validate against pain.001.001.09.xsd: {problems}")
+
+
+def _element(tree: etree._ElementTree, path: str | None) -> str:
+    """The element an error is about, as `Parent/Name` (e.g. `FinInstnId/BICFI`)."""
+    try:
+        found = tree.xpath(path) if path else []
+    except etree.XPathError:
+        found = []
+    if not found or not isinstance(found[0], etree._Element):
+        return "document"
+    node = found[0]
+    parent = node.getparent()
+    names = [etree.QName(n).localname for n in (parent, node) if n is not None]
+    return "/".join(names)
 
 
 def _text(node: etree._Element, path: str) -> str | None:

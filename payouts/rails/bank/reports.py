@@ -149,11 +149,20 @@ def build_camt054(
 
 
 def parse_report(xml: bytes) -> Report:
-    """Read a pain.002 or camt.054 file from the bank (any namespace version)."""
+    """Read a pain.002 or camt.054 file from the bank (any namespace version). Anything
+    it cannot read (not XML, an unknown root, an amount that is not a number) raises
+    `BankFileInvalid` naming the problem."""
+    try:
+        return _parse(xml)
+    except (ValueError, ArithmeticError, TypeError) as exc:
+        raise BankFileInvalid(f"bank report has a value it cannot read: {str(exc)[:120]}") from None
+
+
+def _parse(xml: bytes) -> Report:
     try:
         root = etree.fromstring(xml)
     except etree.XMLSyntaxError as exc:
-        raise BankFileInvalid(f"bank report is not well-formed XML: {exc}") from None
+        raise BankFileInvalid(f"bank report is not well-formed XML: {str(exc)[:200]}") from None
     # Strip namespaces: versions differ only in them for the fields we read.
     for el in root.iter():
         if isinstance(el.tag, str) and el.tag.startswith("{"):

@@ -154,6 +154,15 @@ class SandboxBank:
             ).fetchall()
         return [(str(n), bytes(b)) for n, b in rows]
 
+    def deliver_raw(self, name: str, body: bytes, at: datetime) -> None:
+        """Offer a file exactly as given, as a bank's broken export would be (tests and
+        drills: a report with `<Amt>NaN</Amt>`, a truncated file)."""
+        with self.db.tx() as conn:
+            conn.execute(
+                "INSERT INTO bank_out_files (name, body, created_at_us) VALUES (?, ?, ?)",
+                (name, body, to_epoch_us(at)),
+            )
+
     def acknowledge(self, names: list[str]) -> None:
         """The customer has stored these reports: they are no longer offered."""
         with self.db.tx() as conn:
