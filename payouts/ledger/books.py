@@ -143,6 +143,7 @@ class Books:
         dialect = self.db.dialect
         dialect.lock_accounts(conn, ACCOUNTS, [acc for acc, _ in legs])
         dialect.insert_legs(conn, LEGS, tx_id, legs)
+        conn.execute(update(TRANSACTIONS).where(TRANSACTIONS.c.id == tx_id).values(legs=len(legs)))
         dialect.add_to_balances(conn, ACCOUNTS, legs)
         return ids
 

@@ -15,8 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
+from payouts.errors import InvalidState
 from payouts.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from payouts.store.dialect import Dialect, create_engine_for
 from payouts.store.migrations import HEAD
@@ -81,9 +83,29 @@ class Database:
 
     @contextmanager
     def write_connection(self) -> Iterator[Connection]:
+        """A write transaction. A write the database refuses for a ledger invariant
+        (migration 0005) raises `InvalidState` naming the rule, and nothing is written."""
         self.ensure_schema()
-        with self.writer.begin() as conn:
-            yield conn
+        try:
+            with self.writer.begin() as conn:
+                yield conn
+        except DBAPIError as exc:
+            why = invariant_broken(exc)
+            if why is None:
+                raise
+            raise InvalidState(f"the ledger database refused the write: {why}") from None
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def invariant_broken(exc: DBAPIError) -> str | None:
+    """Which ledger invariant the database enforced, if that is why it refused."""
+    text = str(exc.orig)
+    if "ledger invariant: " in text:
+        return text.split("ledger invariant: ", 1)[1].splitlines()[0].strip()
+    if "ck_accounts_user_balance_not_negative" in text:
+        return "a negative user balance"
+    if "bigint out of range" in text or "integer out of range" in text:
+        return "a balance beyond int64"
+    return None

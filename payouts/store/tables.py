@@ -95,6 +95,9 @@ class LedgerTransaction(SQLModel, table=True):
     hold_id: str | None = Field(default=None, max_length=200, index=True)
     created_at: datetime = _when()
     result_json: str = ""
+    # the number of its legs, set once they are written: the seal the database checks
+    # (migration 0005: sealed once, legs balanced, no leg added after)
+    legs: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
 
 
 class Leg(SQLModel, table=True):
