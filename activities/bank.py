@@ -18,7 +18,7 @@ from payouts.domain.messages import BankCycle, BankEvent, BankSignal, BatchSumma
 from payouts.domain.policy import Method, Policy
 from payouts.errors import BankFileInvalid
 from payouts.ledger import Ledger
-from payouts.rails.bank import book
+from payouts.rails.bank import book, quarantine
 from payouts.rails.bank.iso20022 import (
     Batch,
     CreditTransfer,
@@ -139,7 +139,7 @@ class BankActivities(BankSteps):
             except BankFileInvalid as alone:
                 why = alone.message.split(": ", 1)[-1]
                 at_fault[item.end_to_end_id] = f"the bank file format refuses it ({why})"
-        requeued = book.quarantine_batch(
+        requeued = quarantine.quarantine_batch(
             self.ledger.db, b.id, reason=exc.message, rejected=at_fault, at=as_of
         )
         log.warning(
@@ -165,7 +165,9 @@ class BankActivities(BankSteps):
             try:
                 report = parse_report(xml)
             except BankFileInvalid as exc:
-                if book.quarantine_report(self.ledger.db, name=name, reason=exc.message, at=as_of):
+                if quarantine.quarantine_report(
+                    self.ledger.db, name=name, reason=exc.message, at=as_of
+                ):
                     log.warning("bank report %s quarantined: %s", name, exc.message)
                 quarantined.append(f"{name}: {exc.message}"[:300])
                 continue

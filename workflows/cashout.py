@@ -169,20 +169,24 @@ class CashoutWorkflow(CashoutRun):
 
         if upto(Checkpoint.REVIEW):
             # VERIFYING -> APPROVED | AWAITING_REVIEW | REJECTED: the policy's verdict
-            assert self.progress.risk is not None
-            verdict, why, approvals = decide(rules, q.gross, self.progress.risk.score)
-            self.progress.decision = f"{verdict.value}: {why}"
-            if verdict is Verdict.REJECT:
-                await self.end(Stage.REJECTED, f"rejected by policy: {why}")
-            if verdict is Verdict.REVIEW:
-                await self.desk.await_review(why, approvals)
+            if self.roller.at is Checkpoint.REVIEW:  # resumed: the review is open
+                verdict = Verdict.REVIEW
+                await self.desk.await_review("", 0)
+            else:
+                verdict, why, approvals = self._verdict()
+                self.progress.decision = f"{verdict.value}: {why}"
+                if verdict is Verdict.REJECT:
+                    await self.end(Stage.REJECTED, f"rejected by policy: {why}")
+                if verdict is Verdict.REVIEW:
+                    await self.desk.await_review(why, approvals)
 
             # APPROVED: the last moment to cancel
             self.progress.expected_arrival = workflow.now() + timedelta(
                 hours=rules.expected_arrival_hours
             )
             auto = verdict is Verdict.AUTO_APPROVE
-            self.enter(Stage.APPROVED, self.progress.decision if auto else "approved by review")
+            decided = (self.progress.decision or "") if auto else "approved by review"
+            self.enter(Stage.APPROVED, decided)
             await self.stop_if_cancelled()
 
             # DISBURSING -> SENT: from here on the payout is seen through, whatever happens
@@ -202,6 +206,21 @@ class CashoutWorkflow(CashoutRun):
         # PAID -> RETURNED: a bank can still return a paid transfer
         if q.method is Method.BANK_TRANSFER and rules.return_window_days > 0:
             await self.bank.watch_for_return(timedelta(days=rules.return_window_days))
+
+    def _verdict(self) -> tuple[Verdict, str, int]:
+        """The policy's verdict on amount and risk; a bank transfer whose holder could not
+        be compared with a verified identity is reviewed, whatever the policy says."""
+        assert self.progress.risk is not None
+        verdict, why, approvals = decide(
+            self.inp.rules, self.inp.quote.gross, self.progress.risk.score
+        )
+        if self.identity.holder_uncompared and verdict is Verdict.AUTO_APPROVE:
+            return (
+                Verdict.REVIEW,
+                "the account holder could not be compared with a verified identity",
+                1,
+            )
+        return verdict, why, approvals
 
     async def _book_paid(self) -> None:
         """SENT -> PAID: book it and tell the platform."""

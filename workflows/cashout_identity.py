@@ -11,6 +11,7 @@ with workflow.unsafe.imports_passed_through():
     from payouts.domain.cashout import BankAccount, Stage
     from payouts.domain.messages import IdentityInput, IdentityResult, IdentityStatus
     from payouts.domain.review import names_match
+    from payouts.temporal.contract import Patch
     from payouts.temporal.interfaces import CashoutSteps
     from workflows.steps import Run, reason, remote
 
@@ -20,6 +21,7 @@ class IdentityCheck:
         self.run = run
         self.pending_noted = False
         self.give_up: datetime | None = None  # a pending check fails after this
+        self.holder_uncompared = False  # a bank account not compared: the cash-out is reviewed
 
     async def verify(self) -> None:
         """Ask the provider until it verifies or rejects; a pending check is asked again
@@ -63,7 +65,13 @@ class IdentityCheck:
         if not isinstance(dest, BankAccount):
             return
         if identity.legal_name is None:
-            run.note("the identity provider has no legal name on record: holder not compared")
+            # Since this change, an uncompared holder goes to review; cash-outs that passed
+            # here before replay as they ran (`workflow.patched`, asked only on this path)
+            if run.signed and workflow.patched(Patch.HOLDER_REVIEW):
+                self.holder_uncompared = True
+                run.note("the identity provider has no legal name on record: to review")
+            else:
+                run.note("the identity provider has no legal name on record: holder not compared")
         elif names_match(dest.holder_name, identity.legal_name):
             run.note("account holder's name matches the verified identity")
         else:

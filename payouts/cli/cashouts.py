@@ -58,6 +58,12 @@ def _show_status(s: CashoutStatus) -> None:
         table.add_row("expected arrival", f"{s.expected_arrival:%Y-%m-%d %H:%M} UTC")
     if s.outcome:
         table.add_row("outcome", s.outcome)
+    if s.refused or s.dropped:
+        table.add_row(
+            "refused", f"{s.refused} decisions, cancels or rail events; {s.dropped} oversized"
+        )
+    if s.runs:
+        table.add_row("runs", f"continued as new {s.runs} times (history kept bounded)")
     table.add_row("policy version", s.policy_version)
     out.print(table)
     timeline = Table(title="Timeline")

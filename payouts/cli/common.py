@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Coroutine
 from functools import cached_property
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from payouts.config.settings import Settings
 from payouts.domain.money import format_money, parse_micros
@@ -40,8 +42,32 @@ def _cli_client() -> str:
 
 CLI_CLIENT = _cli_client()
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# C0 and C1 controls (but tab and newline), DEL, and the bidirectional overrides that can
+# make a name read as another
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """A string from outside (a reviewer's name, a rail's reason) made safe to show in a
+    terminal: each control character becomes U+FFFD, visibly."""
+    return _UNSAFE.sub("\ufffd", text)
+
+
+class SafeConsole(Console):
+    """Every string it prints is text, not markup (`[/]` in a name is shown as typed) and
+    never reaches the terminal with its control characters (escape sequences, carriage
+    returns). Our own styling goes in `Text` objects."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(markup=False, emoji=False, highlight=False, soft_wrap=True, **kwargs)
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        kwargs.update(markup=False, emoji=False)
+        return super().render_str(printable(text), **kwargs)
+
+
+out = SafeConsole()
+err = SafeConsole(stderr=True)
 
 app = typer.Typer(
     name="payouts",

@@ -16,6 +16,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from payouts.cli.common import JsonOpt, app, emit_json, env, err, money, out, requested_amount
 from payouts.domain import validation
@@ -91,7 +92,7 @@ def ingest(
     size = file.stat().st_size if file.is_file() else 0
     show = not json_out and size > 1_000_000
     with Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
@@ -202,7 +203,7 @@ def quote(
     out.print(table)
     out.print(f"policy version {q.policy_version}")
     if not covered:
-        out.print(f"[yellow]the available balance does not cover {money(q.gross, code)}[/]")
+        out.print(Text(f"the available balance does not cover {money(q.gross, code)}", "yellow"))
 
 
 @app.command()
@@ -235,7 +236,7 @@ def audit(json_out: JsonOpt = False) -> None:
             table.add_row(t.currency, *(format_micros(getattr(t, c), t.currency) for c in cols[1:]))
         out.print(table)
         for p in problems:
-            err.print(f"[red]problem:[/] {p}")
+            err.print(Text("problem:", "red"), p)
         if not problems:
             out.print("books balance: every currency conserves, every transaction sums to zero")
     if problems:

@@ -43,10 +43,10 @@ def giftcodes(
 def batches(json_out: JsonOpt = False) -> None:
     """Bank batch files: items, totals, the bank's verdicts and the fees saved by batching;
     and what was quarantined (a file that failed the schema, a report we cannot read)."""
-    from payouts.rails.bank import book
+    from payouts.rails.bank import book, quarantine
 
     rows = book.batches(env.db)
-    reports = book.report_files(env.db, status="quarantined")
+    reports = quarantine.report_files(env.db, status="quarantined")
     if json_out:
         emit_json(
             {

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from payouts.cli.common import (
     CLI_CLIENT,
@@ -19,6 +20,7 @@ from payouts.cli.common import (
     err,
     money,
     out,
+    printable,
     review_app,
 )
 from payouts.domain.cashout import CashoutStatus, ReviewDecision
@@ -175,8 +177,6 @@ def review_audit(
     json_out: JsonOpt = False,
 ) -> None:
     """The reviewer audit trail: every decision, accepted or refused, oldest first."""
-    from rich.markup import escape
-
     from payouts.store import audit as trail
 
     rows = trail.entries(env.db, None if request_id is None else contract.cashout_id(request_id))
@@ -193,10 +193,10 @@ def review_audit(
     for r in rows:
         table.add_row(
             f"{r.at:%m-%d %H:%M:%S}",
-            escape(r.request_id),
-            escape(r.reviewer),
-            r.decision if r.accepted else f"{r.decision} [red]refused[/]",
-            escape(f"{r.via} from {r.client}"),
-            escape(r.reason if r.accepted else r.refusal),
+            r.request_id,
+            r.reviewer,
+            r.decision if r.accepted else Text.assemble(printable(r.decision), (" refused", "red")),
+            f"{r.via} from {r.client}",
+            r.reason if r.accepted else r.refusal,
         )
     out.print(table)

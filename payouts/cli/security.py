@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from payouts.cli.common import JsonOpt, app, emit_json, env, out
@@ -37,9 +36,9 @@ def log(
     for r in rows:
         table.add_row(
             f"{r.at:%m-%d %H:%M:%S}",
-            escape(r.actor),
-            escape(r.action),
-            escape(r.subject),
-            escape(f"{r.outcome}: {r.reason}"),
+            r.actor,
+            r.action,
+            r.subject,
+            f"{r.outcome}: {r.reason}",
         )
     out.print(table)

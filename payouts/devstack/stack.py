@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.text import Text
 from temporalio.client import Client
 
 from payouts.config.settings import Settings
@@ -229,11 +230,11 @@ async def up(
                     "review sign R --reviewer alice for the UI's Send a Signal"
                 )
             if ui:
-                console.print(f"[bold]Temporal UI: {ui}[/]")
+                console.print(Text(f"Temporal UI: {ui}", style="bold"))
             if demo:
                 payouts = platform_client(stack, client)
                 started = await demo_module.run(payouts, stack.ledger, stack.identity)
-                console.print("\n[bold]demo cash-outs[/]")
+                console.print(Text("\ndemo cash-outs", style="bold"))
                 for line in demo_module.describe(started):
                     console.print("  " + line, markup=False)
                 console.print(demo_module.hints(started))

@@ -145,16 +145,17 @@ def parse_micros(
             raise InvalidAmount(f"{field}: must not be empty", field=field)
         if _SPECIAL.fullmatch(value):
             raise InvalidAmount(
-                f"{field}: {text!r} is not a number; NaN and Infinity are not amounts",
+                f"{field}: {_shown(text)} is not a number; NaN and Infinity are not amounts",
                 field=field,
             )
         if _EXPONENT.fullmatch(value):
             raise InvalidAmount(
-                f"{field}: {text!r} uses exponent notation; write a plain decimal such as 0.000125",
+                f"{field}: {_shown(text)} uses exponent notation; "
+                "write a plain decimal such as 0.000125",
                 field=field,
             )
         raise InvalidAmount(
-            f"{field}: {text!r} is not a plain decimal number (digits, optional '.' and "
+            f"{field}: {_shown(text)} is not a plain decimal number (digits, optional '.' and "
             "up to 6 decimals)",
             field=field,
         )
@@ -162,15 +163,17 @@ def parse_micros(
     significant = frac.rstrip("0")
     if len(significant) > MICRO_DECIMALS:
         raise InvalidAmount(
-            f"{field}: {text!r} has {len(significant)} decimal places; the ledger keeps at most "
-            f"{MICRO_DECIMALS} (micro-units)",
+            f"{field}: {_shown(text)} has {len(significant)} decimal places; "
+            f"the ledger keeps at most {MICRO_DECIMALS} (micro-units)",
             field=field,
         )
     int_part = match["int"]
     # Refuse absurd lengths before building a huge int.
     if len(int_part.lstrip("0")) > 19:
         raise _too_large(text, field)
-    micros = int(int_part) * MICROS_PER_UNIT + int(significant.ljust(MICRO_DECIMALS, "0"))
+    # (leading zeros stripped first: "000...1" is 1, and int() refuses over 4,300 digits)
+    whole = int(int_part.lstrip("0") or "0")
+    micros = whole * MICROS_PER_UNIT + int(significant.ljust(MICRO_DECIMALS, "0"))
     if match["sign"] == "-":
         micros = -micros
     return check_micros(
@@ -197,16 +200,22 @@ def check_micros(
         raise _too_large(text, field)
     if micros < 0 and not allow_negative:
         raise InvalidAmount(
-            f"{field}: {text!r} is negative; amounts must not be negative", field=field
+            f"{field}: {_shown(text)} is negative; amounts must not be negative", field=field
         )
     if micros == 0 and not allow_zero:
         raise InvalidAmount(f"{field}: must be greater than zero", field=field)
     return micros
 
 
+def _shown(text: object) -> str:
+    """A caller's amount as quoted in an error: clipped, so a huge one stays readable."""
+    raw = str(text)
+    return repr(raw if len(raw) <= 40 else raw[:40] + "…")
+
+
 def _too_large(text: str, field: str) -> InvalidAmount:
     return InvalidAmount(
-        f"{field}: {text!r} is beyond the largest amount the ledger holds "
+        f"{field}: {_shown(text)} is beyond the largest amount the ledger holds "
         f"({format_micros(INT64_MAX)})",
         field=field,
     )
@@ -225,7 +234,7 @@ def parse_amount(
     micros = parse_micros(text, field=field, allow_zero=allow_zero)
     if whole_minor_units and micros % cur.minor_unit_micros:
         raise InvalidAmount(
-            f"{field}: {text!r} is not a whole number of {cur.code} minor units "
+            f"{field}: {_shown(text)} is not a whole number of {cur.code} minor units "
             f"({cur.minor_units} decimals)",
             field=field,
         )

@@ -19,6 +19,7 @@ import csv
 import gzip
 import io
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -178,6 +179,8 @@ def ingest_file(
     """Credit every earning in `path` (see module docstring for the rules)."""
     if not path.is_file():
         raise IngestRefused(f"file: {path} does not exist or is not a file")
+    if rejects is not None:
+        _check_rejects_path(path, rejects)
     fmt = fmt or detect_format(path)
     report = IngestReport(path=str(path))
     now = now or datetime.now(UTC)
@@ -257,13 +260,40 @@ def _refusal(path: Path, report: IngestReport) -> str:
     )
 
 
+def _check_rejects_path(source: Path, rejects: Path) -> None:
+    """Refused before anything is read or written: the rejects file may not be the input
+    (by any name: a link, a relative path) nor a directory."""
+    if rejects.is_dir():
+        raise IngestRefused(f"rejects: {rejects} is a directory; name a file", field="rejects")
+    if rejects.resolve() == source.resolve() or (
+        rejects.exists() and os.path.samefile(rejects, source)
+    ):
+        raise IngestRefused(
+            f"rejects: {rejects} is the input file; name another file", field="rejects"
+        )
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: object) -> str:
+    """A CSV cell that a spreadsheet will not run: text starting like a formula gets a
+    leading apostrophe (OWASP's CSV injection advice); the rows are the platform's input,
+    the file is for a person to open."""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
 def _write_rejects(path: Path, rejected: list[Rejected]) -> None:
+    """Written whole or not at all (a temporary file, then renamed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as fh:
+    partial = path.with_name(f".{path.name}.partial")
+    with partial.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["line", "reason", "raw"])
         for r in rejected:
-            writer.writerow([r.line, r.reason, r.raw])
+            writer.writerow([r.line, cell(r.reason), cell(r.raw)])
+    os.replace(partial, path)
 
 
 def _position(raw: Any) -> int | None:

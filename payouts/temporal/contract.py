@@ -73,6 +73,7 @@ class Patch:
 
     ADMISSION: Final = "admission-before-hold"
     ROLL: Final = "continue-as-new-at-long-waits"
+    HOLDER_REVIEW: Final = "uncompared-holder-to-review"
 
 
 class Decision:

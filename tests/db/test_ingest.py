@@ -124,6 +124,43 @@ def test_rejects_file_takes_the_bad_rows(ledger: Ledger, tmp_path: Path) -> None
     assert rows[0]["raw"] == "b2,alice,1e-3,USD,2026-11-01T10:00:00Z"
 
 
+@pytest.mark.parametrize("how", ["same path", "relative path", "symlink"])
+def test_the_rejects_file_is_never_the_input(ledger: Ledger, tmp_path: Path, how: str) -> None:
+    """`--rejects` naming the input (by any name) is refused before anything is read or
+    written: the input is intact and nothing is credited."""
+    source = write(tmp_path / "bad.csv", BAD_CSV)
+    rejects = {
+        "same path": source,
+        "relative path": tmp_path / "sub" / ".." / "bad.csv",
+        "symlink": tmp_path / "link.csv",
+    }[how]
+    if how == "symlink":
+        rejects.symlink_to(source)
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(IngestRefused, match=r"^rejects: .* is the input file"):
+        ingest_file(ledger, source, rejects=rejects)
+    assert source.read_text(encoding="utf-8") == BAD_CSV
+    assert ledger.totals("USD").earned == 0
+
+
+def test_rejects_cells_cannot_run_as_formulas(ledger: Ledger, tmp_path: Path) -> None:
+    """A rejected row that a spreadsheet would run (`=HYPERLINK(...)`, `@SUM`, `+`, `-`)
+    is written with a leading apostrophe: shown, never evaluated."""
+    rows = (
+        "event_id,user_id,amount,currency,earned_at\n"
+        '"=HYPERLINK(""http://evil.example"")",alice,x,USD,2026-11-01T10:00:00Z\n'
+        "@SUM(A1),alice,-1,USD,2026-11-01T10:00:00Z\n"
+        "ok,alice,1,USD,2026-11-01T10:00:00Z\n"
+    )
+    rejects = tmp_path / "rejects.csv"
+    ingest_file(ledger, write(tmp_path / "evil.csv", rows), rejects=rejects)
+    with rejects.open() as fh:
+        found = list(csv.DictReader(fh))
+    assert [r["raw"][:2] for r in found] == ["'=", "'@"]
+    assert all(not r["reason"].startswith(("=", "+", "-", "@")) for r in found)
+    assert not list(tmp_path.glob(".*.partial"))
+
+
 def test_conflicting_event_id(ledger: Ledger, tmp_path: Path) -> None:
     """An event id already credited with other content refuses the file, or is set aside."""
     ingest_file(ledger, write(tmp_path / "a.csv", GOOD_CSV))

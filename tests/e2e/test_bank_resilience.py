@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from payouts.devstack.demo import sandbox_iban
 from payouts.domain.cashout import Stage
-from payouts.rails.bank import book
+from payouts.rails.bank import book, quarantine
 from payouts.temporal import contract
 from tests.e2e.test_cli_cashout import in_thread
 from tests.support.harness import Harness
@@ -75,7 +75,7 @@ async def test_an_unreadable_report_is_quarantined_and_the_others_apply(
     h.stack.bank.deliver_raw("0001-truncated.pain.002.xml", b"<Document><Cstmr", datetime.now(UTC))
     await h.bank_cycle()  # nothing new to batch; reads the reports
     await h.wait_stage(rid, Stage.PAID)
-    quarantined = book.report_files(h.stack.db, status="quarantined")
+    quarantined = quarantine.report_files(h.stack.db, status="quarantined")
     assert [r.name for r in quarantined] == [
         "0000-broken.camt.054.xml",
         "0001-truncated.pain.002.xml",

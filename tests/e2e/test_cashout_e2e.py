@@ -275,6 +275,24 @@ async def test_bank_holder_name_must_match_the_verified_identity(harness: Harnes
     assert "Mustermann" not in result.status.model_dump_json()
 
 
+async def test_a_holder_that_cannot_be_compared_goes_to_review(harness: Harness) -> None:
+    """The identity provider verified the payee but holds no legal name: the holder is not
+    waved through (as it was) but reviewed, and a reviewer's approval pays it."""
+    h = harness
+    h.stack.identity.register("nia", "verified", legal_name=None)
+    h.fund("nia", "100.00")
+    ticket = await h.cashout("nia", "20", "bank_transfer", IBAN_OK, holder="Nia Noname")
+    status = await h.wait_stage(ticket.request_id, Stage.AWAITING_REVIEW)
+    assert status.decision == (
+        "review: the account holder could not be compared with a verified identity"
+    )
+    assert "the identity provider has no legal name on record: to review" in [
+        e.note for e in status.timeline
+    ]
+    await h.client.approve(ticket.request_id, reviewer="carol")
+    await h.wait_stage(ticket.request_id, Stage.DISBURSING)
+
+
 async def test_operators_see_stage_and_summary_without_personal_data(harness: Harness) -> None:
     """Search attributes carry stage, user, method, amount and risk; the summary and
     attributes hold no name, IBAN or address."""

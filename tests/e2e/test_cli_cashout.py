@@ -175,3 +175,28 @@ async def test_temporal_cli_signal_and_query(harness: Harness, tmp_path: Path) -
     assert "PAID" not in raw.stdout
     assert "PAID" not in unauthorised.stdout and codec.refused >= 1
     assert base64.b64encode(b"binary/encrypted").decode() in raw.stdout
+
+
+HOSTILE = "[/][bold]\x1b]0;pwned\x07\x1b[2J\r\u202etxt.exe"
+
+
+async def test_hostile_names_print_as_text_and_never_reach_the_terminal(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """A reviewer named like Rich markup (`[/]` used to crash `payouts status`) and carrying
+    escape sequences, a carriage return and a bidi override: every command shows it as
+    text, with each control character replaced, and exits 0."""
+    from payouts.domain.cashout import ReviewDecision
+    from tests.e2e.test_attacks import held
+
+    h = harness
+    rid = await held(h, "rex", "600")
+    handle = h.temporal.get_workflow_handle(f"cashout-{rid}")
+    await handle.signal("approve", ReviewDecision(reviewer=HOSTILE, reason=HOSTILE))
+    await h.wait_for(rid, lambda s: bool(s.reviews))
+    for args in (("status", rid), ("review", "audit", rid), ("review", "list")):
+        shown = await in_thread(h, tmp_path, *args)
+        assert shown.returncode == 0, (args, shown.stderr)
+        assert "[/][bold]" in shown.stdout or args[1] == "list", args
+        for control in ("\x1b", "\x07", "\r", "\u202e"):
+            assert control not in shown.stdout, (args, control)

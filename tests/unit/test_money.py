@@ -164,3 +164,28 @@ def test_format_micros(micros: int, currency: str | None, text: str) -> None:
 def test_format_then_parse_round_trips(micros: int) -> None:
     """Every int64 amount survives formatting and parsing unchanged."""
     assert parse_micros(format_micros(micros, "USD")) == micros
+
+
+@pytest.mark.parametrize(
+    ("text", "micros"),
+    [("0" * 5000 + "1", 1_000_000), ("0" * 5000 + "1.5", 1_500_000), ("0" * 5000, 0)],
+)
+def test_leading_zeros_of_any_length_are_still_the_number(text: str, micros: int) -> None:
+    """Python's int() refuses strings over 4,300 digits; zeros in front do not count."""
+    assert parse_micros(text) == micros
+
+
+def test_a_huge_amount_is_refused_by_name_and_quoted_short() -> None:
+    with pytest.raises(InvalidAmount, match=r"^amount: '0{40}…' is beyond") as exc:
+        parse_micros("0" * 5000 + "1" + "0" * 30)
+    assert len(str(exc.value)) < 200
+
+
+@given(st.text(max_size=6000))
+def test_any_text_parses_or_is_refused_as_an_amount(text: str) -> None:
+    why = ""
+    try:
+        parse_micros(text)
+    except InvalidAmount as exc:
+        why = str(exc)
+    assert why == "" or why.startswith("amount: ")

@@ -34,6 +34,7 @@ async def test_cutoffs_and_bookings_follow_the_clock(
     ) as h:
         for u in ("ca", "cb"):
             h.fund(u, "100.00")
+            h.stack.identity.register(u, "verified", legal_name=u.title())
         first = await h.cashout("ca", "20", "bank_transfer", sandbox_iban("5001"), holder="Ca")
         await queued(h, first.request_id)
         await h.run_workflow("BankBatchWorkflow")  # cutoff 1
@@ -63,6 +64,7 @@ async def test_a_return_three_days_later(skipping_env: WorkflowEnvironment, tmp_
         env, tmp_path, sandbox_bank_settle_seconds=3600, sandbox_bank_return_seconds=3 * 86_400
     ) as h:
         h.fund("rita", "100.00")
+        h.stack.identity.register("rita", "verified", legal_name="Rita")
         ticket = await h.cashout("rita", "25", "bank_transfer", sandbox_iban("0606"), holder="Rita")
         await queued(h, ticket.request_id)
         await h.run_workflow("BankBatchWorkflow")

@@ -45,6 +45,14 @@ class SandboxIdentity:
                 (user_id, outcome.value, legal_name, tier, delay),
             )
 
+    def known(self, user_id: str) -> bool:
+        """Has an outcome been registered or checked for this user?"""
+        with self.db.tx() as conn:
+            found = conn.execute(
+                "SELECT 1 FROM sandbox_identities WHERE user_id = ?", (user_id,)
+            ).fetchone()
+        return found is not None
+
     def check(self, user_id: str, as_of: datetime) -> IdentityResult:
         now_us = to_epoch_us(as_of)
         with self.db.tx() as conn:
