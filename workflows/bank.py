@@ -14,9 +14,10 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from payouts.domain.messages import BankCycle, BankSignal
+    from payouts.domain.messages import BankCycle, BankSignal, Polling
     from payouts.temporal.contract import Signal, Workflow
     from payouts.temporal.interfaces import BankSteps
+    from workflows.polling import poll
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 ROUND = 500
@@ -82,8 +83,18 @@ class BankBatchWorkflow:
 
 @workflow.defn(name=Workflow.BANK_REPORTS)
 class BankReportsWorkflow:
-    """Every poll interval (a Temporal Schedule): fetch and apply the bank's reports."""
+    """Fetch and apply the bank's reports: every poll interval for as long as it runs
+    (`payouts up` starts one, `payouts-BankReportsWorkflow`), or once without `Polling`."""
 
     @workflow.run
-    async def run(self) -> BankCycle:
-        return await _cycle(BankSteps.process_bank_reports)
+    async def run(self, polling: Polling | None = None) -> BankCycle:
+        if polling is None:
+            return await _cycle(BankSteps.process_bank_reports)
+        await poll(polling, lambda: _cycle(BankSteps.process_bank_reports), _described)
+
+
+def _described(c: BankCycle) -> str:
+    text = f"{c.report_files} report files, {c.items_moved} items moved, {c.signalled} told"
+    if c.quarantined:
+        text += f"; QUARANTINED: {'; '.join(c.quarantined)}"
+    return text

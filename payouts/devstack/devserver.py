@@ -61,6 +61,25 @@ def server_args() -> list[str]:
     return [*LATENCY_FLAGS, *search.server_flags()]
 
 
+# Run as `python -c LAUNCH <our pid> <command...>`: ask Linux to send SIGTERM when our
+# process dies (PR_SET_PDEATHSIG, kept across exec), then become the command. So a
+# `payouts up` killed with SIGKILL leaves no orphan server holding its ports. (A launcher,
+# not `preexec_fn`, which is unsafe in a process with threads.)
+LAUNCH = """
+import ctypes, os, signal, sys
+ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def with_parent_death_signal(command: list[str]) -> list[str]:
+    if not sys.platform.startswith("linux"):
+        return command
+    return [sys.executable, "-c", LAUNCH, str(os.getpid()), *command]
+
+
 class DevServer:
     """A `temporal server start-dev` child process; stopped by `stop()`."""
 
@@ -115,7 +134,7 @@ class DevServer:
         log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         # A session of its own: Ctrl-C reaches us, and we stop the server after the worker.
         self.proc = subprocess.Popen(
-            self.command(),
+            with_parent_death_signal(self.command()),
             stdout=log,
             stderr=log,
             stdin=subprocess.DEVNULL,

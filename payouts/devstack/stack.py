@@ -36,7 +36,7 @@ from payouts.temporal import telemetry
 from payouts.temporal.codec import codec_for, converter_for
 from payouts.temporal.codec_server import CodecServer
 from payouts.temporal.connection import ensure_search_attributes, wait_until_ready
-from payouts.temporal.schedules import ensure_schedules
+from payouts.temporal.schedules import ensure_pollers, ensure_schedules
 from payouts.web import free_port, port_open, serve
 
 if TYPE_CHECKING:
@@ -193,11 +193,12 @@ async def up(
             loop.add_signal_handler(sig, stop.set)
         async with sidecars(settings, stack, client) as cars, stack.worker(client):
             ids = await ensure_schedules(client, settings, policy)
+            ids += await ensure_pollers(client, settings)
             console.print(
                 f"worker polling task queue {settings.task_queue!r}; ledger "
                 f"{_safe_url(settings.ledger_url)}"
             )
-            console.print(f"schedules: {', '.join(ids)}")
+            console.print(f"schedules and pollers: {', '.join(ids)}")
             console.print(
                 f"wallet provider {settings.wallet_api_url}"
                 + (" (sandbox)" if cars.wallet else "")

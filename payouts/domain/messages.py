@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
+from pydantic import Field
+
 from payouts.domain.cashout import BankAccount, CashoutInput, Destination, Frozen, Stage
 
 # ------------------------------------------------------------------ activities
@@ -202,6 +204,15 @@ class GiftCardsIssued(Frozen):
 class DeliveryResult(Frozen):
     delivered: int
     failed: int
+
+
+class Polling(Frozen):
+    """A service workflow that runs its cycle every `every_seconds` for as long as it lives
+    (bank reports, notifications), continuing as new after `cycles` cycles."""
+
+    every_seconds: float = Field(gt=0)
+    cycles: int = Field(default=200, gt=0)
+    run: int = 0  # runs before this one
 
 
 class ReconcileInput(Frozen):

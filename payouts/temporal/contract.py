@@ -98,6 +98,11 @@ def request_id_of(workflow_id: str) -> str:
     return workflow_id.removeprefix(CASHOUT_PREFIX)
 
 
+def poller_id(workflow_name: str) -> str:
+    """The one long-lived run of a polling service workflow (bank reports, notifications)."""
+    return f"payouts-{workflow_name}"
+
+
 def scheduled_id(workflow_name: str) -> str:
     """The id a Temporal Schedule gives the runs it starts (the server appends the time)."""
     return f"{workflow_name}-scheduled"

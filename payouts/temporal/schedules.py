@@ -1,15 +1,22 @@
-"""The Temporal Schedules `payouts up` creates (or updates to the current settings):
+"""The service workflows `payouts up` keeps running.
+
+Schedules (created, or updated to the current settings), overlapping runs skipped:
 
 - `payouts-bank-batches`: BankBatchWorkflow at every cutoff (policy: cutoff_minutes);
-- `payouts-bank-reports`: BankReportsWorkflow every `PAYOUTS_BANK_POLL_SECONDS`;
-- `payouts-notifications`: NotificationsWorkflow every `PAYOUTS_NOTIFY_INTERVAL_SECONDS`;
 - `payouts-reconcile`: ReconcileWorkflow daily at 00:30 UTC (for the day before).
 
-Overlapping runs are skipped: a slow cycle is never run twice at once.
+Pollers, one long-lived workflow each (`workflows.polling`), started if not running:
+
+- `payouts-BankReportsWorkflow`, every `PAYOUTS_BANK_POLL_SECONDS`;
+- `payouts-NotificationsWorkflow`, every `PAYOUTS_NOTIFY_INTERVAL_SECONDS`.
+
+Release 0.1 ran those two from schedules, a new workflow every few seconds; their
+schedules are deleted here.
 """
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from temporalio.client import (
@@ -24,8 +31,11 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.service import RPCError
 
 from payouts.config.settings import Settings
+from payouts.domain.messages import Polling
 from payouts.domain.policy import Method, Policy
 from payouts.temporal import contract
 from payouts.temporal.contract import Workflow
@@ -55,14 +65,39 @@ def schedules(settings: Settings, policy: Policy) -> dict[str, Schedule]:
     )
     return {
         "payouts-bank-batches": every(Workflow.BANK_BATCH, timedelta(minutes=cutoff)),
-        "payouts-bank-reports": every(
-            Workflow.BANK_REPORTS, timedelta(seconds=settings.bank_poll_seconds)
-        ),
-        "payouts-notifications": every(
-            Workflow.NOTIFICATIONS, timedelta(seconds=settings.notify_interval_seconds)
-        ),
         "payouts-reconcile": daily,
     }
+
+
+RETIRED = ("payouts-bank-reports", "payouts-notifications")  # now pollers
+
+
+def pollers(settings: Settings) -> dict[str, Polling]:
+    return {
+        Workflow.BANK_REPORTS: Polling(every_seconds=settings.bank_poll_seconds),
+        Workflow.NOTIFICATIONS: Polling(every_seconds=settings.notify_interval_seconds),
+    }
+
+
+async def ensure_pollers(client: Client, settings: Settings) -> list[str]:
+    """Start each poller unless one is running (a restart of `payouts up` adopts it; a new
+    interval takes effect once the running one is terminated); retire the schedules that
+    ran them before. Returns the pollers' workflow ids."""
+    for schedule_id in RETIRED:
+        with contextlib.suppress(RPCError):  # (not found: already retired, or never made)
+            await client.get_schedule_handle(schedule_id).delete()
+    ids = []
+    for name, polling in pollers(settings).items():
+        handle = await client.start_workflow(
+            name,
+            polling,
+            id=contract.poller_id(name),
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        )
+        ids.append(handle.id)
+    return ids
 
 
 async def ensure_schedules(client: Client, settings: Settings, policy: Policy) -> list[str]:

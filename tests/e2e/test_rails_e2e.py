@@ -27,7 +27,6 @@ from payouts.rails.giftcards import codes as giftcards
 from payouts.rails.platform import notify
 from payouts.security.signing import sign
 from payouts.security.vault import Vault
-from payouts.temporal.schedules import ensure_schedules
 from tests.support.harness import Harness
 
 M = parse_micros
@@ -360,25 +359,3 @@ async def test_platform_gets_signed_events_once(harness: Harness) -> None:
     await h.run_workflow("NotificationsWorkflow")
     assert h.platform.duplicates == 1 and len(h.platform.events) == 1
     assert h.platform.refused == 0
-
-
-async def test_schedules_are_created_and_updated(harness: Harness) -> None:
-    """payouts up creates the four schedules, and running it again updates them."""
-    h = harness
-    settings = h.stack.settings
-    ids = await ensure_schedules(h.temporal, settings, h.stack.policy)
-    again = await ensure_schedules(h.temporal, settings, h.stack.policy)
-    assert (
-        ids
-        == again
-        == [
-            "payouts-bank-batches",
-            "payouts-bank-reports",
-            "payouts-notifications",
-            "payouts-reconcile",
-        ]
-    )
-    desc = await h.temporal.get_schedule_handle("payouts-bank-batches").describe()
-    assert desc.schedule.spec.intervals[0].every.total_seconds() == 60
-    for schedule_id in ids:
-        await h.temporal.get_schedule_handle(schedule_id).delete()
