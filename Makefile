@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench chaos clean compile browser ui-test
+.PHONY: run test lint typecheck pytest bench chaos attack clean compile browser ui-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ ui-test: $(STAMP) browser
 
 bench: compile
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Every attack on a running stack, at full size: one table (0 money moved, 0 secrets).
+attack: compile
+	$(BIN)/python -m tests.attack $(ATTACK_ARGS)
 
 # 200 cash-outs through worker SIGKILLs, server restarts and every rail fault (a few minutes).
 chaos: compile

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -18,47 +17,22 @@ from payouts.devstack.demo import sandbox_iban
 from payouts.domain import trust
 from payouts.domain.cashout import CancelRequest, CashoutInput, ReviewDecision, Stage
 from payouts.domain.messages import BankEvent, WalletEvent
-from payouts.domain.requests import build_input
 from payouts.errors import CancelRefused, ReviewRefused
 from payouts.rails.bank import book
 from payouts.security.keys import SigningKey
 from payouts.security.signatures import sign_decision, sign_request
-from payouts.store import audit
 from payouts.store.security_log import entries as security_log_entries
 from payouts.temporal import contract
+from tests.support.attacks import (
+    build,
+    held,
+    nothing_moved,
+    start_raw,
+    until_audited,
+)
 from tests.support.harness import Harness
 
 M = 1_000_000
-
-
-async def build(h: Harness, user: str, amount: int, method: str, destination: str) -> CashoutInput:
-    """A well-formed input, as the platform's client would build it (unsigned)."""
-    return build_input(
-        h.stack.policy,
-        request_id=uuid.uuid4().hex[:16],
-        user_id=user,
-        amount=amount,
-        currency="USD",
-        method=method,
-        destination=destination,
-        now=await h.env.get_current_time(),
-    )
-
-
-async def start_raw(h: Harness, inp: CashoutInput) -> str:
-    """Start a cash-out as anyone with Temporal access can: the raw client, no platform."""
-    wid = contract.cashout_id(inp.request.request_id)
-    await h.temporal.start_workflow(contract.Workflow.CASHOUT, inp, id=wid, task_queue=h.task_queue)
-    return inp.request.request_id
-
-
-def nothing_moved(h: Harness, user: str, request_id: str, before: tuple[int, int]) -> None:
-    wid = contract.cashout_id(request_id)
-    assert h.balance(user) == before
-    assert h.stack.ledger.hold(wid) is None
-    assert h.wallet.payouts_for(wid) == 0
-    assert h.stack.gift_cards.cards_for(wid) == 0
-    assert book.item_for(h.stack.db, wid) is None
 
 
 async def refused_at_admission(h: Harness, user: str, inp: CashoutInput, why: str) -> None:
@@ -143,27 +117,6 @@ async def test_forged_gift_card_faces_are_refused(harness: Harness) -> None:
     )
     signed = sign_request(h.stack.deployment.platform_key(), forged)
     await refused_at_admission(h, "gia", signed, "quote: it no longer matches the policy")
-
-
-async def held(h: Harness, user: str, amount: str) -> str:
-    h.fund(user, str(int(amount) + 100))
-    ticket = await h.cashout(user, amount, "wallet", f"{user}@example.com")
-    await h.wait_stage(ticket.request_id, Stage.AWAITING_REVIEW)
-    return ticket.request_id
-
-
-def audited(h: Harness, request_id: str) -> list[tuple[str, str, bool, str]]:
-    rows = audit.entries(h.stack.db, contract.cashout_id(request_id))
-    return [(r.reviewer, r.decision, r.accepted, r.refusal) for r in rows]
-
-
-async def until_audited(h: Harness, request_id: str, n: int) -> list[tuple[str, str, bool, str]]:
-    for _ in range(200):
-        found = audited(h, request_id)
-        if len(found) >= n:
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{request_id}: {audited(h, request_id)}")
 
 
 async def test_an_unsigned_or_forged_approval_is_refused(harness: Harness) -> None:

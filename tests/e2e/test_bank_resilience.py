@@ -15,6 +15,7 @@ from payouts.domain.cashout import Stage
 from payouts.rails.bank import book, quarantine
 from payouts.temporal import contract
 from tests.e2e.test_cli_cashout import in_thread
+from tests.support.attacks import NAN_REPORT
 from tests.support.harness import Harness
 
 BAD_BIC = "NOT-A-BIC"
@@ -55,14 +56,6 @@ async def test_a_batch_that_fails_the_schema_is_quarantined_and_the_rest_leave(
     shown = json.loads(listed.stdout)["batches"]
     assert [b["status"] for b in shown] == ["quarantined", "submitted"]
     assert shown[0]["verdicts"] == {"rejected": 1} and shown[1]["verdicts"] == {"booked": 1}
-
-
-NAN_REPORT = b"""<?xml version="1.0" encoding="UTF-8"?>
-<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.054.001.08"><BkToCstmrDbtCdtNtfctn>
-<GrpHdr><MsgId>BROKEN-1</MsgId></GrpHdr><Ntfctn><Ntry><Amt Ccy="USD">NaN</Amt>
-<CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><BookgDt><Dt>2026-12-01</Dt></BookgDt>
-<NtryDtls><TxDtls><Refs><EndToEndId>PO000</EndToEndId></Refs></TxDtls></NtryDtls></Ntry>
-</Ntfctn></BkToCstmrDbtCdtNtfctn></Document>"""
 
 
 async def test_an_unreadable_report_is_quarantined_and_the_others_apply(

@@ -33,7 +33,7 @@ from payouts.domain.messages import BankEvent, WalletEvent
 from payouts.security.signatures import sign_request
 from payouts.store import audit
 from payouts.temporal import contract
-from tests.e2e.test_attacks import build, held, nothing_moved, start_raw
+from tests.support.attacks import build, held, nothing_moved, start_raw
 from tests.support.harness import Harness
 
 # a run passes the roll threshold by what arrives while it settles (a task or two)

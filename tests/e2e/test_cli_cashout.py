@@ -187,7 +187,7 @@ async def test_hostile_names_print_as_text_and_never_reach_the_terminal(
     escape sequences, a carriage return and a bidi override: every command shows it as
     text, with each control character replaced, and exits 0."""
     from payouts.domain.cashout import ReviewDecision
-    from tests.e2e.test_attacks import held
+    from tests.support.attacks import held
 
     h = harness
     rid = await held(h, "rex", "600")
