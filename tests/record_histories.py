@@ -93,6 +93,7 @@ async def record(out: Path) -> None:
                         await h.client.wait(ticket.request_id)
                 for name, workflow_id in ids.items():
                     await save(env, out, name, workflow_id)
+                ids |= await record_later_kinds(h, env, out)
                 (out / "workflow_ids.json").write_text(
                     json.dumps(ids, indent=2, sort_keys=True) + "\n"
                 )
@@ -100,8 +101,62 @@ async def record(out: Path) -> None:
         await env.shutdown()
 
 
-async def save(env: WorkflowEnvironment, out: Path, name: str, workflow_id: str) -> None:
-    history = await env.client.get_workflow_handle(workflow_id).fetch_history()
+async def record_later_kinds(h: Harness, env: WorkflowEnvironment, out: Path) -> dict[str, str]:
+    """Kinds of run added since release 0.1: a review flooded until it continued as new
+    (both runs), a bank holder that could not be compared (reviewed), a polling service
+    workflow's run that continued as new."""
+    from payouts.domain.cashout import ReviewDecision
+    from payouts.domain.messages import Polling
+
+    h.fund("rol", "800.00")
+    h.fund("nia", "100.00")
+    h.stack.identity.register("nia", "verified", legal_name=None)
+    rolled = await h.cashout("rol", "600", "wallet", "rol@example.com")
+    holder = await h.cashout("nia", "20", "bank_transfer", sandbox_iban("0707"), holder="Nia N")
+    for ticket in (rolled, holder):
+        await h.wait_stage(ticket.request_id, Stage.AWAITING_REVIEW)
+    handle = h.temporal.get_workflow_handle(rolled.workflow_id)
+    sent = 0
+    while (await h.client.status(rolled.request_id)).runs < 1:
+        junk = [ReviewDecision(reviewer=f"m{sent + i}-" + "x" * 15_000) for i in range(20)]
+        await asyncio.gather(*(handle.signal("approve", j) for j in junk))
+        sent += 20
+    await h.client.approve(rolled.request_id, reviewer="carol")
+    await h.client.approve(holder.request_id, reviewer="carol")
+    await h.client.wait(rolled.request_id)
+    await h.wait_stage(holder.request_id, Stage.DISBURSING)
+    poller = await h.temporal.start_workflow(
+        "BankReportsWorkflow", Polling(every_seconds=0.05, cycles=2), id="reports-poller-recorded",
+        task_queue=h.task_queue,
+    )  # fmt: skip
+    for _ in range(300):  # polling: the runs are on the server, nothing to await here
+        if len(await runs_of(env, poller.id)) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    await h.temporal.get_workflow_handle(poller.id).terminate("recorded")
+    first, second = (await runs_of(env, rolled.workflow_id))[:2]
+    await save(env, out, "review_rolled_run1", rolled.workflow_id, first)
+    await save(env, out, "review_rolled_run2", rolled.workflow_id, second)
+    await save(env, out, "holder_review", holder.workflow_id)
+    await save(env, out, "reports_poller", poller.id, (await runs_of(env, poller.id))[0])
+    return {
+        "review_rolled_run1": rolled.workflow_id,
+        "review_rolled_run2": rolled.workflow_id,
+        "holder_review": holder.workflow_id,
+        "reports_poller": poller.id,
+    }
+
+
+async def runs_of(env: WorkflowEnvironment, workflow_id: str) -> list[str]:
+    """The run ids of a workflow, oldest first."""
+    found = [w async for w in env.client.list_workflows(f'WorkflowId = "{workflow_id}"')]
+    return [w.run_id for w in sorted(found, key=lambda w: w.start_time)]
+
+
+async def save(
+    env: WorkflowEnvironment, out: Path, name: str, workflow_id: str, run_id: str | None = None
+) -> None:
+    history = await env.client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
     (out / f"{name}.json").write_text(history.to_json())
     print("recorded", name)
 
