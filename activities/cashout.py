@@ -165,7 +165,11 @@ class CashoutActivities(CashoutSteps):
         admission = self.admitter.admit(inp.admit)
         if not admission.admitted:
             return AdmittedReserve(admission=admission)
-        return AdmittedReserve(admission=admission, reserved=self.reserve_and_assess(inp.reserve))
+        reserve = inp.reserve
+        if admission.destination is not None:  # a saved destination: score the real one
+            risk = reserve.risk.model_copy(update={"destination": admission.destination})
+            reserve = reserve.model_copy(update={"risk": risk})
+        return AdmittedReserve(admission=admission, reserved=self.reserve_and_assess(reserve))
 
     @activity.defn(name=A.RESERVE_AND_ASSESS)
     @domain_errors

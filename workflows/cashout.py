@@ -34,13 +34,16 @@ with workflow.unsafe.imports_passed_through():
     from payouts.domain.cashout import (
         TERMINAL,
         Answer,
+        BankAccount,
         CancelRequest,
         CashoutInput,
         CashoutResult,
         CashoutStatus,
+        GiftCardDelivery,
         ReviewDecision,
         ReviewRequest,
         Stage,
+        WalletAccount,
         mask,
     )
     from payouts.domain.messages import (
@@ -56,11 +59,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from payouts.domain.money import format_money
     from payouts.domain.policy import Method
+    from payouts.domain.profiles import ProfileFacts, review_reasons
     from payouts.domain.progress import Progress, details, requested_note, status
     from payouts.domain.review import (
         ReviewBoard,
         Verdict,
         decide,
+        escalate,
         needs_identity,
     )
     from payouts.domain.trust import request_digest
@@ -88,6 +93,8 @@ class CashoutWorkflow(CashoutRun):
         self.board = ReviewBoard(rules=inp.rules, payee=inp.request.user_id)
         self.digest = request_digest(inp)  # what signed decisions and cancels are bound to
         self.trust: Admission | None = None  # the keys admission vouched for
+        self.resolved: BankAccount | WalletAccount | GiftCardDelivery | None = None
+        self.profile_facts: ProfileFacts | None = None
         # Admitted cash-outs (every one started since) count only signed decisions, cancels
         # and rail events; histories from before replay as they ran.
         self.signed = workflow.patched(Patch.ADMISSION)
@@ -136,7 +143,7 @@ class CashoutWorkflow(CashoutRun):
 
     async def _pipeline(self) -> None:
         """The diagram. A run that resumes a long wait (`self.roller.at`) starts there."""
-        inp, q, rules, upto = self.inp, self.inp.quote, self.inp.rules, self.roller.upto
+        q, rules, upto = self.inp.quote, self.inp.rules, self.roller.upto
         cur = q.currency
         if self.roller.forged:
             await self.end(Stage.REJECTED, "not admitted: carried state from outside the run")
@@ -192,7 +199,7 @@ class CashoutWorkflow(CashoutRun):
             # DISBURSING -> SENT: from here on the payout is seen through, whatever happens
             self.enter(
                 Stage.DISBURSING,
-                f"sending {format_money(q.net, cur)} to {mask(inp.request.destination)}",
+                f"sending {format_money(q.net, cur)} to {mask(self.destination)}",
             )
         if upto(Checkpoint.RAIL):
             if q.method is Method.BANK_TRANSFER:
@@ -208,19 +215,16 @@ class CashoutWorkflow(CashoutRun):
             await self.bank.watch_for_return(timedelta(days=rules.return_window_days))
 
     def _verdict(self) -> tuple[Verdict, str, int]:
-        """The policy's verdict on amount and risk; a bank transfer whose holder could not
-        be compared with a verified identity is reviewed, whatever the policy says."""
+        """The policy's verdict on amount and risk, sent to review by what it does not see:
+        a bank holder not compared with a verified identity, a saved destination still in
+        its cool-off or shared with another payee."""
         assert self.progress.risk is not None
-        verdict, why, approvals = decide(
-            self.inp.rules, self.inp.quote.gross, self.progress.risk.score
-        )
-        if self.identity.holder_uncompared and verdict is Verdict.AUTO_APPROVE:
-            return (
-                Verdict.REVIEW,
-                "the account holder could not be compared with a verified identity",
-                1,
-            )
-        return verdict, why, approvals
+        reasons = ["the account holder could not be compared with a verified identity"]
+        reasons = reasons if self.identity.holder_uncompared else []
+        if self.profile_facts is not None:
+            reasons += review_reasons(self.profile_facts, workflow.now())
+        verdict = decide(self.inp.rules, self.inp.quote.gross, self.progress.risk.score)
+        return escalate(verdict, reasons)
 
     async def _book_paid(self) -> None:
         """SENT -> PAID: book it and tell the platform."""
@@ -255,6 +259,7 @@ class CashoutWorkflow(CashoutRun):
         if not done.admission.admitted or done.reserved is None:
             await self.end(Stage.REJECTED, f"not admitted: {done.admission.refusal}")
         self.trust = done.admission
+        self.resolved, self.profile_facts = done.admission.destination, done.admission.profile
         self.note("admitted: signed by the platform, rules and quote as registered")
         return done.reserved
 

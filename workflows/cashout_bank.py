@@ -94,14 +94,15 @@ class BankRail:
     async def pay(self) -> None:
         """Queue for the next batch, then follow the bank's answers until it books."""
         run, q, req = self.run, self.run.inp.quote, self.run.inp.request
-        assert isinstance(req.destination, BankAccount)
+        dest = run.destination
+        assert isinstance(dest, BankAccount)
         enqueue = BankEnqueue(
             workflow_id=workflow.info().workflow_id,
             request_id=req.request_id,
             user_id=req.user_id,
             currency=q.currency,
             amount=q.net,
-            destination=req.destination,
+            destination=dest,
             at=workflow.now(),
         )
         if run.roller.at is not Checkpoint.RAIL:

@@ -15,7 +15,15 @@ from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from payouts.domain.carried import Checkpoint
-    from payouts.domain.cashout import CashoutInput, ReviewRecord, Stage
+    from payouts.domain.cashout import (
+        BankAccount,
+        CashoutInput,
+        GiftCardDelivery,
+        ReviewRecord,
+        SavedRef,
+        Stage,
+        WalletAccount,
+    )
     from payouts.domain.messages import (
         Admission,
         NotifyInput,
@@ -23,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         VoidInput,
         notify_platform,
     )
+    from payouts.domain.profiles import ProfileFacts
     from payouts.domain.progress import Progress, details
     from payouts.domain.review import ReviewBoard
     from payouts.temporal import contract
@@ -50,6 +59,15 @@ class CashoutRun:
     held: bool
     trust: Admission | None
     signed: bool
+    resolved: BankAccount | WalletAccount | GiftCardDelivery | None  # a saved destination's
+    profile_facts: ProfileFacts | None
+
+    @property
+    def destination(self) -> BankAccount | WalletAccount | GiftCardDelivery:
+        """Where the money goes: as requested, or the saved destination it named."""
+        found = self.resolved or self.inp.request.destination
+        assert not isinstance(found, SavedRef), "a saved destination is resolved at admission"
+        return found
 
     # ------------------------------------------------------------------ endings
 

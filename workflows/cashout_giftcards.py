@@ -33,5 +33,5 @@ class GiftCardRail:
         run.enter(
             Stage.SENT,
             f"issued {cards}; the codes are shown once to the payee (payouts giftcodes), "
-            f"notice sent to {mask(req.destination)}",
+            f"notice sent to {mask(run.destination)}",
         )

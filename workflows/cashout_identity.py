@@ -61,7 +61,7 @@ class IdentityCheck:
         """A bank account must be in the verified person's name (case, accents and word
         order aside). Names stay out of the timeline: it says only whether they match."""
         run = self.run
-        dest = run.inp.request.destination
+        dest = run.destination
         if not isinstance(dest, BankAccount):
             return
         if identity.legal_name is None:

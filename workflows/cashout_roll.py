@@ -23,6 +23,8 @@ with workflow.unsafe.imports_passed_through():
         RailState,
         Seen,
     )
+    from payouts.domain.cashout import BankAccount, GiftCardDelivery, WalletAccount
+    from payouts.domain.profiles import ProfileFacts
     from payouts.domain.progress import Progress
     from payouts.domain.review import ReviewBoard
     from payouts.temporal.contract import Patch
@@ -44,6 +46,8 @@ class Rolled(Exception):
 
 class Run(Steps, Protocol):
     board: ReviewBoard
+    resolved: BankAccount | WalletAccount | GiftCardDelivery | None
+    profile_facts: ProfileFacts | None
     desk: Desk
     identity: IdentityCheck
     bank: BankRail
@@ -146,6 +150,8 @@ class Roller:
                 patience_seconds=wallet.patience.total_seconds(),
             ),
             returns_deadline=bank.returns_deadline,
+            destination=run.resolved,
+            profile=run.profile_facts,
         )
 
     def restore(self, c: Carried) -> None:
@@ -173,6 +179,7 @@ class Roller:
         desk.audit_seq, desk.dropped = d.audit_seq, d.dropped
         desk.review_started, desk.temporal_cancel_seen = d.review_started, d.temporal_cancel_seen
         run.trust, run.held = c.trust, c.held
+        run.resolved, run.profile_facts = c.destination, c.profile
         run.published.stage, run.published.score = c.published_stage, c.published_score
         run.identity.give_up = c.identity_give_up
         run.identity.pending_noted = c.identity_pending_noted

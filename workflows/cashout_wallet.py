@@ -77,12 +77,13 @@ class WalletRail:
             self._take(event)
 
     async def pay(self) -> None:
-        run, q, req = self.run, self.run.inp.quote, self.run.inp.request
-        assert isinstance(req.destination, WalletAccount)
+        run, q = self.run, self.run.inp.quote
+        dest = run.destination
+        assert isinstance(dest, WalletAccount)
         send = WalletPayoutInput(
             key=run.key(Step.DISBURSE),
             reference=workflow.info().workflow_id,
-            wallet_id=req.destination.wallet_id,
+            wallet_id=dest.wallet_id,
             amount=q.net,
             currency=q.currency,
         )

@@ -17,7 +17,13 @@ from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from payouts.domain.carried import Checkpoint
-    from payouts.domain.cashout import CashoutInput, Stage
+    from payouts.domain.cashout import (
+        BankAccount,
+        CashoutInput,
+        GiftCardDelivery,
+        Stage,
+        WalletAccount,
+    )
     from payouts.domain.messages import (
         Admission,
         BankEvent,
@@ -99,6 +105,9 @@ class Run(Protocol):
     progress: Progress
     signed: bool  # admitted since signatures: decisions, cancels, rail events are checked
     trust: Admission | None  # what admission vouched for (the keys)
+
+    @property
+    def destination(self) -> BankAccount | WalletAccount | GiftCardDelivery: ...
 
     @property
     def roller(self) -> Rolls: ...

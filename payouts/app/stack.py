@@ -20,6 +20,7 @@ from payouts.app.runtime import new_worker
 from payouts.config.settings import Settings
 from payouts.domain.policy import Policy
 from payouts.ledger import Ledger
+from payouts.payees.profiles import Profiles
 from payouts.rails.bank.iso20022 import Party
 from payouts.rails.bank.sandbox import BankTiming, SandboxBank
 from payouts.rails.giftcards.sandbox import SandboxGiftCards
@@ -66,11 +67,19 @@ class Stack:
         self.db.ensure_schema()
         self.registry = PolicyRegistry(self.db)
         self.registry.register(self.policy, datetime.now(UTC))
+        self.vault = vault_for(settings)
+        self.profiles = Profiles(
+            self.db,
+            vault=self.vault,
+            fingerprint_key=settings.secret_key.encode(),
+            policy=self.policy,
+        )
         self.admitter = Admitter(
             db=self.db,
             registry=self.registry,
             platform_public_key=dep.platform_public(),
             service_public_key=self.service_key.public,
+            profiles=self.profiles,
         )
         self.ledger = Ledger(self.db, hold_hours=self.policy.maturation.hold_hours)
         self.sandbox = SandboxDB(settings.sandbox_path)
@@ -97,7 +106,6 @@ class Stack:
             reject_rate=settings.sandbox_bank_reject_rate,
             return_rate=settings.sandbox_bank_return_rate,
         )
-        self.vault = vault_for(settings)
         self.activities = CashoutActivities(
             ledger=self.ledger,
             identity=self.identity,

@@ -23,7 +23,7 @@ from payouts.cli.common import (
 from payouts.domain import validation
 from payouts.domain.cashout import CashoutStatus
 from payouts.domain.money import get_currency
-from payouts.temporal.client import Ticket
+from payouts.temporal.starting import Ticket
 
 
 def _show_status(s: CashoutStatus) -> None:

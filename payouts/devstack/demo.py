@@ -19,7 +19,8 @@ from payouts.domain.money import format_money, parse_micros
 from payouts.ledger import EarningRow, Ledger
 from payouts.rails.identity.sandbox import SandboxIdentity
 from payouts.store.tables import to_epoch_us
-from payouts.temporal.client import PayoutsClient, Ticket
+from payouts.temporal.client import PayoutsClient
+from payouts.temporal.starting import Ticket
 
 
 @dataclass(frozen=True)

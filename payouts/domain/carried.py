@@ -21,12 +21,15 @@ from pydantic import Field
 
 from payouts.domain.cashout import (
     Answer,
+    BankAccount,
     CancelRequest,
     CashoutInput,
     Frozen,
+    GiftCardDelivery,
     ReviewRecord,
     Stage,
     TimelineEntry,
+    WalletAccount,
 )
 from payouts.domain.messages import (
     Admission,
@@ -36,6 +39,7 @@ from payouts.domain.messages import (
     WalletEvent,
     WalletPayout,
 )
+from payouts.domain.profiles import ProfileFacts
 from payouts.domain.review import ReviewOutcome
 
 ROLL_EVENTS = 2_000  # history events in one run before a long wait continues as new
@@ -116,6 +120,8 @@ class Carried(Frozen):
     identity_pending_noted: bool = False
     rail: RailState = RailState()
     returns_deadline: datetime | None = None
+    destination: BankAccount | WalletAccount | GiftCardDelivery | None = None  # saved one's
+    profile: ProfileFacts | None = None
 
 
 CashoutInput.model_rebuild(_types_namespace={"Carried": Carried})

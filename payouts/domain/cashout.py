@@ -66,13 +66,23 @@ class GiftCardDelivery(Frozen):
     email: str
 
 
+class SavedRef(Frozen):
+    """A destination the payee saved in their profile (`payouts.domain.profiles`), by id:
+    the worker resolves it when it admits the cash-out."""
+
+    method: Literal["saved"] = "saved"
+    destination_id: str
+
+
 Destination = Annotated[
-    BankAccount | WalletAccount | GiftCardDelivery, Field(discriminator="method")
+    BankAccount | WalletAccount | GiftCardDelivery | SavedRef, Field(discriminator="method")
 ]
 
 
-def mask(destination: BankAccount | WalletAccount | GiftCardDelivery) -> str:
+def mask(destination: BankAccount | WalletAccount | GiftCardDelivery | SavedRef) -> str:
     """A form safe to show an operator: no account number, no full address."""
+    if isinstance(destination, SavedRef):
+        return f"saved destination {destination.destination_id}"
     if isinstance(destination, BankAccount):
         return f"IBAN {destination.iban[:2]}** **** {destination.iban[-4:]}"
     value = destination.wallet_id if isinstance(destination, WalletAccount) else destination.email
@@ -106,6 +116,9 @@ class CashoutInput(Frozen):
     # The platform's signature over the request and `requested_at` (`trust.request_message`);
     # the worker admits nothing unsigned. Empty in cash-outs started before signing.
     platform_signature: str = ""
+    # "auto": started by the sweep for a payee's standing instruction, and signed (in
+    # `platform_signature`) by our service key over `trust.auto_request_message`
+    origin: Literal["platform", "auto"] = "platform"
     # Set only by the cash-out itself when a long wait continues as new (`carried.py`)
     carried: Carried | None = None
 

@@ -11,7 +11,16 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from payouts.domain.cashout import BankAccount, CashoutInput, Destination, Frozen, Stage
+from payouts.domain.cashout import (
+    BankAccount,
+    CashoutInput,
+    Destination,
+    Frozen,
+    GiftCardDelivery,
+    Stage,
+    WalletAccount,
+)
+from payouts.domain.profiles import ProfileFacts
 
 # ------------------------------------------------------------------ activities
 
@@ -253,6 +262,9 @@ class Admission(Frozen):
     refusal: str = ""
     platform_key: str = ""
     service_key: str = ""
+    # a cash-out to a saved destination: the destination it resolved to, and its facts
+    destination: BankAccount | WalletAccount | GiftCardDelivery | None = None
+    profile: ProfileFacts | None = None
 
 
 class AdmitAndReserve(Frozen):

@@ -108,6 +108,9 @@ class MethodPolicy(_Frozen):
     denominations: dict[str, list[DecimalAmount]] = Field(default_factory=dict)
     # Bank transfers only: batching, costs and how long a return can still arrive.
     batching: BatchingPolicy | None = None
+    # A saved destination of this method added or changed less than this long ago sends
+    # its cash-outs to review (`payouts.domain.profiles`).
+    cooloff_hours: Annotated[int, Field(ge=0, le=24 * 30, strict=True)] = 0
 
 
 class CurrencyPolicy(_Frozen):

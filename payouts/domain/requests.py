@@ -22,6 +22,7 @@ from payouts.domain.cashout import (
     CashoutRequest,
     Destination,
     GiftCardDelivery,
+    SavedRef,
     WalletAccount,
 )
 from payouts.domain.fees import Quote, quote_with_rules
@@ -66,6 +67,26 @@ def holder_name(value: object, *, field: str = "destination.holder_name") -> str
     return name
 
 
+_SAVED_ID = re.compile(r"dst_[0-9a-f]{20}")
+
+
+def _saved(value: object) -> SavedRef | None:
+    if isinstance(value, SavedRef):
+        dst = value.destination_id
+    elif isinstance(value, dict) and (value.get("method") == "saved" or "destination_id" in value):
+        dst = str(value.get("destination_id", ""))
+    elif isinstance(value, str) and value.startswith("saved:"):
+        dst = value.removeprefix("saved:")
+    else:
+        return None
+    if not _SAVED_ID.fullmatch(dst):
+        raise InvalidInput(
+            f"destination.destination_id: {dst[:40]!r} is not a saved destination id (dst_...)",
+            field="destination.destination_id",
+        )
+    return SavedRef(destination_id=dst)
+
+
 def destination_for(
     method: Method,
     value: object,
@@ -73,7 +94,12 @@ def destination_for(
     holder: str | None = None,
     bic: str | None = None,
 ) -> Destination:
-    """Build and check the destination of `method` from a model, a dict or a string."""
+    """Build and check the destination of `method` from a model, a dict or a string. A
+    saved destination (`SavedRef`, `{"destination_id": ...}` or `"saved:dst_..."`) is
+    checked for its form; the worker resolves it at admission."""
+    saved = _saved(value)
+    if saved is not None:
+        return saved
     if isinstance(value, BankAccount | WalletAccount | GiftCardDelivery):
         if value.method != method.value:
             raise InvalidInput(

@@ -226,3 +226,15 @@ class ReviewBoard:
         """Who rejected, and why, for the cash-out's outcome."""
         last = next(r for r in reversed(self.records) if r.accepted)
         return f"rejected by {last.reviewer}" + (f": {last.reason}" if last.reason else "")
+
+
+def escalate(decided: tuple[Verdict, str, int], reasons: list[str]) -> tuple[Verdict, str, int]:
+    """Send a cash-out to review for `reasons` the policy's amounts and scores do not see:
+    an approval becomes a review by one reviewer; a review keeps its approvals and shows the
+    reasons too; a rejection stays one."""
+    verdict, why, approvals = decided
+    if not reasons or verdict is Verdict.REJECT:
+        return decided
+    if verdict is Verdict.AUTO_APPROVE:
+        return Verdict.REVIEW, "; ".join(reasons), 1
+    return verdict, "; ".join([why, *reasons]), approvals

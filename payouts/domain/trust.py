@@ -4,7 +4,9 @@ Temporal access is transport, not identity: anyone who reaches the frontend can 
 workflow or send a signal with any payload. So every action that moves money names its
 principal and carries that principal's signature over exactly what it decides:
 
-- the platform signs a cash-out request (`request_message`) and a payee's cancel;
+- the platform signs a cash-out request (`request_message`), a payee's cancel and each
+  change to a payee's payout profile (`profile_message`); our sweep signs the automatic
+  cash-outs a payee's standing instruction asks for (with the service key);
 - a reviewer signs a decision or a cancel, bound to the workflow id and the request's
   digest (`decision_message`, `cancel_message`), with a time and a nonce;
 - our rail components (bank workflows, webhook ingress) sign what a rail said about one
@@ -24,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from payouts.domain.cashout import CashoutInput, CashoutRequest, Destination
+from payouts.domain.profiles import ProfileChange
 
 SIGNATURE_TTL = timedelta(minutes=15)  # how long a signed decision or cancel stays usable
 CLOCK_SKEW = timedelta(minutes=2)  # how far in the future a signature's time may be
@@ -59,6 +62,22 @@ def request_message(request: CashoutRequest, requested_at: datetime) -> bytes:
     return canonical(
         "cashout-request",
         {"request": request.model_dump(mode="json"), "requested_at": requested_at.isoformat()},
+    )
+
+
+def auto_request_message(request: CashoutRequest, requested_at: datetime) -> bytes:
+    """What our sweep signs to start a cash-out a standing instruction asks for (a kind of
+    its own: a platform signature can never pass for one, nor the other way round)."""
+    return canonical(
+        "auto-cashout-request",
+        {"request": request.model_dump(mode="json"), "requested_at": requested_at.isoformat()},
+    )
+
+
+def profile_message(change: ProfileChange) -> bytes:
+    """What the platform signs to change a payee's payout profile."""
+    return canonical(
+        "profile-change", change.model_dump(mode="json", exclude={"platform_signature"})
     )
 
 

@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, func, select
 
-from payouts.domain.cashout import BankAccount, Destination, WalletAccount
+from payouts.domain.cashout import BankAccount, Destination, SavedRef, WalletAccount
 from payouts.domain.risk import RiskFacts
+from payouts.errors import InvalidState
 from payouts.ledger.results import HoldStatus
 from payouts.store.database import Database
 from payouts.store.dialect import Dialect
@@ -25,6 +26,8 @@ _DEST = PayoutDestination.__table__  # type: ignore[attr-defined]
 
 
 def destination_fingerprint(destination: Destination, key: bytes) -> str:
+    if isinstance(destination, SavedRef):
+        raise InvalidState("a saved destination is resolved before it is fingerprinted")
     if isinstance(destination, BankAccount):
         canonical = "iban:" + destination.iban.replace(" ", "").upper()
     elif isinstance(destination, WalletAccount):

@@ -328,3 +328,49 @@ class SecurityEvent(SQLModel, table=True):
     subject: str = Field(max_length=200)  # a workflow id, a file, an endpoint
     outcome: str = Field(max_length=16)  # refused | accepted
     reason: str = Field(max_length=500)
+
+
+class PayoutProfile(SQLModel, table=True):
+    """A destination a payee saved (`payouts.domain.profiles`). The destination itself is
+    sealed (Fernet, the gift code vault's keys); `shown` is its masked form."""
+
+    __tablename__ = "payout_profiles"
+    __table_args__ = (
+        Index(
+            "ux_payout_profiles_default",
+            "user_id",
+            "method",
+            unique=True,
+            sqlite_where=Column("is_default") & (Column("status") == "active"),
+            postgresql_where=Column("is_default") & (Column("status") == "active"),
+        ),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    user_id: str = Field(max_length=128, index=True)
+    method: str = Field(max_length=16)
+    fingerprint: str = Field(max_length=64, index=True)
+    sealed: str
+    shown: str = Field(max_length=80)
+    is_default: bool = False
+    status: str = Field(max_length=16)  # active | removed
+    created_at: datetime = _when()
+    changed_at: datetime = _when()
+    cooloff_until: datetime = _when()
+    verification: str | None = Field(default=None, max_length=16)  # Verification of Payee
+    verified_name: str | None = Field(default=None, max_length=140)
+    verified_at: datetime | None = _when(nullable=True)
+
+
+class AutoCashout(SQLModel, table=True):
+    """A payee's standing instruction: pay out automatically (one per currency)."""
+
+    __tablename__ = "auto_cashouts"
+
+    user_id: str = Field(primary_key=True, max_length=128)
+    currency: str = Field(primary_key=True, max_length=3)
+    destination_id: str = Field(max_length=32)
+    threshold: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    every: str | None = Field(default=None, max_length=16)
+    minimum: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    changed_at: datetime = _when()

@@ -10,10 +10,8 @@ embedded server at localhost:7233.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,9 +20,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryFailedError,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.converter import DataConverter
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from payouts.domain import validation
@@ -32,13 +28,12 @@ from payouts.domain.cashout import (
     TERMINAL,
     Answer,
     CancelRequest,
-    CashoutInput,
     CashoutResult,
     CashoutStatus,
     Signed,
 )
 from payouts.domain.fees import Quote, quote_with_rules
-from payouts.domain.money import format_money, get_currency
+from payouts.domain.money import get_currency
 from payouts.domain.policy import Method, Policy
 from payouts.domain.requests import build_input, method_of
 from payouts.errors import (
@@ -46,33 +41,16 @@ from payouts.errors import (
     InvalidState,
     NotFound,
     PayoutError,
-    RequestConflict,
 )
 from payouts.security.keys import SigningKey
 from payouts.security.signatures import sign_cancel, sign_request
 from payouts.temporal import contract, search
 from payouts.temporal.connection import connect
-from payouts.temporal.contract import Query, Signal, Workflow
+from payouts.temporal.contract import Query, Signal
 from payouts.temporal.reviewing import ReviewerCalls
+from payouts.temporal.starting import Ticket, start_cashout
 
 ANSWER_TIMEOUT = 60.0  # seconds to wait for a signalled decision or cancel to be taken
-
-
-@dataclass(frozen=True)
-class Ticket:
-    """What `request_cashout` answers: which workflow runs it, and the quote it honours."""
-
-    request_id: str
-    workflow_id: str
-    run_id: str | None
-    quote: Quote
-    existing: bool
-
-
-def request_fingerprint(inp: CashoutInput) -> str:
-    """What makes two requests with one id the same request (content, not timing)."""
-    body = inp.request.model_dump_json(exclude={"quote"})
-    return hashlib.sha256(body.encode()).hexdigest()[:32]
 
 
 class PayoutsClient(ReviewerCalls):
@@ -155,65 +133,7 @@ class PayoutsClient(ReviewerCalls):
         )
         if self.platform_key is not None:
             inp = sign_request(self.platform_key, inp)
-        q = inp.quote
-        wid = contract.cashout_id(inp.request.request_id)
-        fingerprint = request_fingerprint(inp)
-        summary = (
-            f"Cash-out {format_money(q.gross, q.currency)} by {q.method.value} for user "
-            f"{inp.request.user_id}"
-        )
-        details = "\n".join(
-            [
-                f"**Cash-out {inp.request.request_id}** for user `{inp.request.user_id}`",
-                "",
-                "| requested | gross | fee | net | stays in balance |",
-                "|---|---|---|---|---|",
-                "| "
-                + " | ".join(
-                    format_money(v, q.currency) for v in (q.requested, q.gross, q.fee, q.net)
-                )
-                + f" | {format_money(q.remainder, q.currency)} |",
-                "",
-                f"Method `{q.method.value}`, policy version `{q.policy_version}`.",
-            ]
-        )
-        try:
-            handle: WorkflowHandle[Any, Any] = await self.client.start_workflow(
-                Workflow.CASHOUT,
-                inp,
-                id=wid,
-                task_queue=self.task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                memo={"request": fingerprint},
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(search.STAGE, "REQUESTED"),
-                        SearchAttributePair(search.USER, inp.request.user_id),
-                        SearchAttributePair(search.METHOD, q.method.value),
-                        SearchAttributePair(search.CURRENCY, q.currency),
-                        SearchAttributePair(search.AMOUNT, q.gross),
-                    ]
-                ),
-                static_summary=summary,
-                static_details=details,
-            )
-            return Ticket(
-                inp.request.request_id,
-                wid,
-                handle.first_execution_run_id or handle.result_run_id,
-                q,
-                existing=False,
-            )
-        except WorkflowAlreadyStartedError:
-            existing = self.client.get_workflow_handle(wid)
-            desc = await existing.describe()
-            memo = await desc.memo()
-            if memo.get("request") != fingerprint:
-                raise RequestConflict(
-                    f"request_id: {inp.request.request_id!r} was already used for a different "
-                    "cash-out"
-                ) from None
-            return Ticket(inp.request.request_id, wid, desc.run_id, q, existing=True)
+        return await start_cashout(self.client, inp, task_queue=self.task_queue)
 
     async def status(self, request_id: str) -> CashoutStatus:
         handle = self._handle(request_id)

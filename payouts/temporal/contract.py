@@ -19,6 +19,8 @@ class Workflow:
     BANK_REPORTS: Final = "BankReportsWorkflow"
     NOTIFICATIONS: Final = "NotificationsWorkflow"
     RECONCILE: Final = "ReconcileWorkflow"
+    PROFILE: Final = "PayeeProfileWorkflow"
+    AUTO_SWEEP: Final = "AutoCashoutSweepWorkflow"
 
 
 class Signal:
@@ -62,6 +64,9 @@ class Activity:
     BANK_SIGNALS: Final = "bank_signals"
     MARK_BANK_SIGNALLED: Final = "mark_bank_signalled"
     APPLY_LATE_BANK_EVENT: Final = "apply_late_bank_event"
+    # payees: profiles and the automatic cash-out sweep
+    APPLY_PROFILE_CHANGE: Final = "apply_profile_change"
+    SWEEP_AUTO_CASHOUTS: Final = "sweep_auto_cashouts"
     # operations
     DELIVER_NOTIFICATIONS: Final = "deliver_notifications"
     RECONCILE_DAY: Final = "reconcile_day"
@@ -96,6 +101,12 @@ def cashout_id(request_id: str) -> str:
 
 def request_id_of(workflow_id: str) -> str:
     return workflow_id.removeprefix(CASHOUT_PREFIX)
+
+
+def profile_change_id(change_id: str) -> str:
+    """The workflow that applies one change to a payee's profile (a re-sent change meets
+    the first one's run and result)."""
+    return f"profile-{change_id}"
 
 
 def poller_id(workflow_name: str) -> str:

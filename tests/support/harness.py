@@ -23,7 +23,7 @@ from payouts.ledger import EarningRow
 from payouts.rails.platform.sandbox import PlatformSandbox
 from payouts.rails.wallet.sandbox import WalletSandbox
 from payouts.store.tables import to_epoch_us
-from payouts.temporal.client import Ticket
+from payouts.temporal.starting import Ticket
 from tests.support.databases import test_server_payload_key
 
 

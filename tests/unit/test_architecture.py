@@ -40,6 +40,13 @@ MAY_IMPORT: dict[str, set[str]] = {
         "payouts.web",
         "payouts.temporal.contract",
     },
+    "payouts.payees": {
+        "payouts.errors",
+        "payouts.domain",
+        "payouts.security",
+        "payouts.store",
+        "payouts.ledger",
+    },
     "payouts.ops": {
         "payouts.errors",
         "payouts.domain",
@@ -64,6 +71,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "payouts.ledger",
         "payouts.rails",
         "payouts.ops",
+        "payouts.payees",
         "payouts.temporal.contract",
         "payouts.temporal.interfaces",
     },
