@@ -131,6 +131,12 @@ class CancelRefused(PayoutError):
     code = "cancel_refused"
 
 
+class ProfileRefused(PayoutError):
+    """A change to a payout profile the worker refused (the message says why)."""
+
+    code = "profile_refused"
+
+
 # ---------------------------------------------------------------- rails
 
 

@@ -15,6 +15,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from workflows.bank import BankBatchWorkflow, BankReportsWorkflow
 from workflows.cashout import CashoutWorkflow
 from workflows.ops import NotificationsWorkflow, ReconcileWorkflow
+from workflows.payees import AutoCashoutSweepWorkflow, PayeeProfileWorkflow
 
 WORKFLOWS = [
     CashoutWorkflow,
@@ -22,6 +23,8 @@ WORKFLOWS = [
     BankReportsWorkflow,
     NotificationsWorkflow,
     ReconcileWorkflow,
+    PayeeProfileWorkflow,
+    AutoCashoutSweepWorkflow,
 ]
 PASSTHROUGH = (
     "payouts",

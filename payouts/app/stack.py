@@ -16,6 +16,7 @@ from activities.admission import Admitter
 from activities.bank import BankActivities
 from activities.cashout import CashoutActivities
 from activities.ops import OpsActivities
+from activities.payees import PayeeActivities
 from payouts.app.runtime import new_worker
 from payouts.config.settings import Settings
 from payouts.domain.policy import Policy
@@ -33,6 +34,7 @@ from payouts.security.vault import vault_for
 from payouts.store.database import Database
 from payouts.store.registry import PolicyRegistry
 from payouts.temporal.connection import connect_config
+from payouts.temporal.starting import start_new
 
 
 class Stack:
@@ -115,6 +117,14 @@ class Stack:
             fingerprint_key=settings.secret_key.encode(),
             admitter=self.admitter,
         )
+        self.payee_activities = PayeeActivities(
+            profiles=self.profiles,
+            ledger=self.ledger,
+            policy=self.policy,
+            platform_public_key=dep.platform_public(),
+            service_key=self.service_key,
+            start=start_new,
+        )
         self.bank_activities = BankActivities(
             ledger=self.ledger,
             policy=self.policy,
@@ -152,6 +162,7 @@ class Stack:
                 *self.activities.all(),
                 *self.bank_activities.all(),
                 *self.ops_activities.all(),
+                *self.payee_activities.all(),
             ],
             executor=self.executor,
             threads=self.settings.worker_threads,

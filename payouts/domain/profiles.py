@@ -25,6 +25,10 @@ from payouts.domain.cashout import Destination, Frozen
 from payouts.domain.money import format_money
 from payouts.domain.policy import Method
 
+# the platform's event (type "payee.payout_details_changed") when a destination is saved,
+# changed or removed
+CHANGED = "PAYOUT_DETAILS_CHANGED"
+
 
 class ProfileAction(StrEnum):
     SAVE = "save"  # add a destination, or change one (same account: same id)
@@ -108,10 +112,20 @@ class ProfileFacts(Frozen):
     verified_name: str = ""
 
 
+class AutoStatus(Frozen):
+    """Where a payee stands with one automatic cash-out, for them to read."""
+
+    currency: str
+    available: int
+    due: bool
+    explanation: str  # "below your threshold by 1.23 USD", "next on 2026-12-07", ...
+
+
 class PayeeProfile(Frozen):
     user_id: str
     destinations: tuple[SavedDestination, ...] = ()
     auto: tuple[AutoRule, ...] = ()
+    auto_status: tuple[AutoStatus, ...] = ()  # one per rule, in the same order
 
 
 class ProfileChangeInput(Frozen):
@@ -209,3 +223,30 @@ def next_scheduled(rule: AutoRule, now: datetime) -> datetime:
         first = (day.replace(day=1) + timedelta(days=32)).replace(day=1)
         return first
     return day
+
+
+# ------------------------------------------------------------------ the sweep's messages
+
+
+class SweepPage(Frozen):
+    """One page of the sweep: opted-in payees after `after` (by user id), at most `limit`,
+    cash-outs started at most `rate` per second."""
+
+    as_of: datetime
+    after: str = ""
+    limit: int = 1000
+    rate: float = 50.0
+
+
+class SweepResult(Frozen):
+    scanned: int = 0
+    started: int = 0
+    already: int = 0  # started before in this period (a second or overlapping sweep)
+    skipped: int = 0  # not due (below the threshold, not a scheduled day)
+    refused: int = 0  # the request would not validate (e.g. below the method's minimum)
+    next_after: str = ""  # "" when this was the last page
+
+    def plus(self, other: SweepResult) -> SweepResult:
+        fields = ("scanned", "started", "already", "skipped", "refused")
+        added = {f: getattr(self, f) + getattr(other, f) for f in fields}
+        return SweepResult(**added, next_after=other.next_after)

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import Connection, Row, and_, delete, insert, select, update
+from sqlalchemy import Connection, Row, and_, delete, insert, literal, select, tuple_, update
 
 from payouts.domain.cashout import Destination, SavedRef, mask
 from payouts.domain.policy import Method, Policy
 from payouts.domain.profiles import (
+    CHANGED,
     AutoRule,
+    AutoStatus,
     Every,
     PayeeProfile,
     ProfileAction,
@@ -28,8 +31,10 @@ from payouts.domain.profiles import (
     ProfileFacts,
     SavedDestination,
     Verification,
+    auto_due,
     cooloff_end,
     destination_id,
+    next_scheduled,
 )
 from payouts.domain.requests import destination_for
 from payouts.errors import InvalidInput, NotFound
@@ -37,14 +42,19 @@ from payouts.ledger.risk_facts import destination_fingerprint
 from payouts.security.vault import Vault
 from payouts.store import outbox
 from payouts.store.database import Database
-from payouts.store.tables import AutoCashout, PayoutDestination, PayoutProfile, to_epoch_us
+from payouts.store.tables import (
+    Account,
+    AutoCashout,
+    PayoutDestination,
+    PayoutProfile,
+    to_epoch_us,
+)
 
 _PROFILE = PayoutProfile.__table__  # type: ignore[attr-defined]
 _AUTO = AutoCashout.__table__  # type: ignore[attr-defined]
 _USED = PayoutDestination.__table__  # type: ignore[attr-defined]
+_ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
 _DESTINATION: TypeAdapter[Destination] = TypeAdapter(Destination)
-
-CHANGED = "PAYOUT_DETAILS_CHANGED"  # the platform's event for a destination change
 
 
 class Profiles:
@@ -92,7 +102,7 @@ class Profiles:
                     .values(status="removed", is_default=False, changed_at=to_epoch_us(now))
                 )
                 conn.execute(delete(_AUTO).where(_AUTO.c.destination_id == row.id))
-                self._tell(change, row.id, "removed", now)
+                self._tell(conn, change, row.id, "removed", now)
             else:
                 self._make_default(conn, change.user_id, row.method, row.id)
         return str(row.id)
@@ -139,7 +149,7 @@ class Profiles:
                     )  # fmt: skip
                 else:
                     conn.execute(update(_PROFILE).where(_PROFILE.c.id == dst).values(**values))
-                self._tell(change, dst, "saved" if found is None else "changed", now)
+                self._tell(conn, change, dst, "saved" if found is None else "changed", now)
             if change.make_default:
                 self._make_default(conn, change.user_id, method.value, dst)
         return dst
@@ -182,14 +192,22 @@ class Profiles:
             raise NotFound(f"destination_id: {dst!r} is not a saved destination of {user_id!r}")
         return row
 
-    def _tell(self, change: ProfileChange, dst: str, what: str, now: datetime) -> None:
-        outbox.record(
-            self.db,
+    def _tell(
+        self, conn: Connection, change: ProfileChange, dst: str, what: str, now: datetime
+    ) -> None:
+        outbox.record_in(
+            conn,
             event_id=f"profile-{change.change_id}",
             request_id=change.change_id,
             user_id=change.user_id,
             stage=CHANGED,
-            payload={"stage": CHANGED, "destination_id": dst, "change": what},
+            payload={
+                "stage": CHANGED,
+                "request_id": change.change_id,
+                "user_id": change.user_id,
+                "destination_id": dst,
+                "change": what,
+            },
             at=now,
         )
 
@@ -206,6 +224,15 @@ class Profiles:
                 select(_AUTO).where(_AUTO.c.user_id == user_id).order_by(_AUTO.c.currency)
             ).all()
             shared = self._shared(conn, user_id, [r.fingerprint for r in rows])
+            balances: dict[str, int] = dict(
+                conn.execute(
+                    select(_ACCOUNTS.c.currency, _ACCOUNTS.c.balance).where(
+                        _ACCOUNTS.c.owner == user_id, _ACCOUNTS.c.kind == "available"
+                    )
+                ).all()
+            )
+        rules = [rule_of(a) for a in autos]
+        now = self.clock()
         return PayeeProfile(
             user_id=user_id,
             destinations=tuple(
@@ -222,7 +249,8 @@ class Profiles:
                 )
                 for r in rows
             ),
-            auto=tuple(rule_of(a) for a in autos),
+            auto=tuple(rules),
+            auto_status=tuple(status_of(r, int(balances.get(r.currency, 0)), now) for r in rules),
         )
 
     def resolve(self, user_id: str, dst: str) -> tuple[Destination, ProfileFacts]:
@@ -261,6 +289,57 @@ class Profiles:
                 .values(verification=result.value, verified_name=name[:140] or None,
                         verified_at=to_epoch_us(at))
             )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class OptedIn:
+    """One row of the sweep: a payee's rule, the method of its destination, and their
+    matured available balance in its currency."""
+
+    user_id: str
+    rule: AutoRule
+    method: Method
+    available: int
+
+    @property
+    def cursor(self) -> str:
+        return f"{self.user_id}|{self.rule.currency}"
+
+
+def auto_page(db: Database, after: str, limit: int) -> list[OptedIn]:
+    """The next `limit` standing instructions after the cursor `user|currency`, in order,
+    with what each payee has available (one indexed query per page)."""
+    user, _, currency = after.partition("|")
+    available = _ACCOUNTS.alias("available")
+    stmt = (
+        select(_AUTO, _PROFILE.c.method, available.c.balance)
+        .join(
+            _PROFILE, and_(_PROFILE.c.id == _AUTO.c.destination_id, _PROFILE.c.status == "active")
+        )
+        .outerjoin(
+            available,
+            and_(
+                available.c.owner == _AUTO.c.user_id,
+                available.c.kind == "available",
+                available.c.currency == _AUTO.c.currency,
+            ),
+        )
+        .where(tuple_(_AUTO.c.user_id, _AUTO.c.currency) > tuple_(literal(user), literal(currency)))
+        .order_by(_AUTO.c.user_id, _AUTO.c.currency)
+        .limit(limit)
+    )
+    with db.read_connection() as conn:
+        rows = conn.execute(stmt).all()
+    return [OptedIn(r.user_id, rule_of(r), Method(r.method), int(r.balance or 0)) for r in rows]
+
+
+def status_of(rule: AutoRule, available: int, now: datetime) -> AutoStatus:
+    due, why, _ = auto_due(rule, available, now)
+    if due:
+        why = f"due: {why}; the next sweep pays it"
+    elif rule.threshold is not None and rule.every is not None:
+        why += f"; next scheduled day {next_scheduled(rule, now):%Y-%m-%d}"
+    return AutoStatus(currency=rule.currency, available=available, due=due, explanation=why)
 
 
 def rule_of(row: Row[Any]) -> AutoRule:

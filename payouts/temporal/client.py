@@ -47,13 +47,14 @@ from payouts.security.signatures import sign_cancel, sign_request
 from payouts.temporal import contract, search
 from payouts.temporal.connection import connect
 from payouts.temporal.contract import Query, Signal
+from payouts.temporal.profiling import ProfileCalls
 from payouts.temporal.reviewing import ReviewerCalls
 from payouts.temporal.starting import Ticket, start_cashout
 
 ANSWER_TIMEOUT = 60.0  # seconds to wait for a signalled decision or cancel to be taken
 
 
-class PayoutsClient(ReviewerCalls):
+class PayoutsClient(ReviewerCalls, ProfileCalls):
     """The platform's and reviewers' API. The platform signs what it starts and the payees'
     cancels with its key (`platform_key`); reviewers sign with theirs (`keyring` finds a
     reviewer's key by id, or pass `key=`). Unsigned calls reach the workflow and are

@@ -36,6 +36,7 @@ from payouts.domain.messages import (
     WalletPayout,
     WalletPayoutInput,
 )
+from payouts.domain.profiles import ProfileChangeInput, ProfileResult, SweepPage, SweepResult
 from payouts.temporal.contract import Activity as A
 
 
@@ -124,4 +125,17 @@ class OpsSteps:
 
     @activity.defn(name=A.RECONCILE_DAY)
     async def reconcile_day(self, inp: ReconcileInput) -> ReconcileResult:
+        raise NotImplementedError
+
+
+class PayeeSteps:
+    """Payees: apply a signed change to a profile (local), and one page of the automatic
+    cash-out sweep (it starts cash-outs through Temporal)."""
+
+    @activity.defn(name=A.APPLY_PROFILE_CHANGE)
+    def apply_profile_change(self, inp: ProfileChangeInput) -> ProfileResult:
+        raise NotImplementedError
+
+    @activity.defn(name=A.SWEEP_AUTO_CASHOUTS)
+    async def sweep_auto_cashouts(self, page: SweepPage) -> SweepResult:
         raise NotImplementedError

@@ -95,3 +95,12 @@ async def start_cashout(client: Client, inp: CashoutInput, *, task_queue: str) -
                 f"request_id: {inp.request.request_id!r} was already used for a different cash-out"
             ) from None
         return Ticket(inp.request.request_id, wid, desc.run_id, q, existing=True)
+
+
+async def start_new(client: Client, inp: CashoutInput, task_queue: str) -> bool:
+    """Start it unless its request id ran before (with this content or another: the
+    sweep's ids are one per payee, currency and period). True when it is new."""
+    try:
+        return not (await start_cashout(client, inp, task_queue=task_queue)).existing
+    except RequestConflict:
+        return False

@@ -137,7 +137,7 @@ def test_client_request_rules(
 def test_duplicate_and_conflicting_request_ids_offline(policy: Policy) -> None:
     """The same request twice builds the same fingerprint; any change of content changes it
     (the client compares fingerprints to refuse a reused id)."""
-    from payouts.temporal.client import request_fingerprint
+    from payouts.temporal.starting import request_fingerprint
 
     rng = random.Random(5)
     for _ in range(300):

@@ -11,13 +11,15 @@ from temporalio import activity
 from activities.bank import BankActivities
 from activities.cashout import CashoutActivities
 from activities.ops import OpsActivities
+from activities.payees import PayeeActivities
 from payouts.temporal import contract
-from payouts.temporal.interfaces import BankSteps, CashoutSteps, OpsSteps
+from payouts.temporal.interfaces import BankSteps, CashoutSteps, OpsSteps, PayeeSteps
 
 PAIRS = [
     (CashoutSteps, CashoutActivities),
     (BankSteps, BankActivities),
     (OpsSteps, OpsActivities),
+    (PayeeSteps, PayeeActivities),
 ]
 
 

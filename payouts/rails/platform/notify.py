@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 
+from payouts.domain.profiles import CHANGED
 from payouts.rails.platform.port import Event, PlatformEndpoint
 from payouts.store.database import Database
 from payouts.store.tables import Notification, to_epoch_us
@@ -55,7 +56,7 @@ def body_of(n: Notification) -> bytes:
     return json.dumps(
         {
             "event_id": n.event_id,
-            "type": f"cashout.{n.stage.lower()}",
+            "type": f"{'payee' if n.stage == CHANGED else 'cashout'}.{n.stage.lower()}",
             "created": n.created_at.isoformat(),
             "data": json.loads(n.payload_json),
         },

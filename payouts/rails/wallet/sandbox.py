@@ -371,6 +371,10 @@ class WalletSandbox:
 
     # ------------------------------------------------------------------ tests and reconciliation
 
+    def rows_for(self, reference: str) -> list[dict[str, Any]]:
+        """The payouts made for one reference (a cash-out's workflow id), as the API lists them."""
+        return self._rows("reference = ?", reference)
+
     def payouts_for(self, reference: str) -> int:
         row = (
             self.db.read()

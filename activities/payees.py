@@ -1,0 +1,142 @@
+"""Payee activities: apply a change the platform signed to a payout profile, and sweep the
+standing instructions for automatic cash-outs that are due.
+
+A profile change is admitted like a cash-out request: the platform's signature over the
+change (`trust.profile_message`), made within `REQUEST_TTL` of the server starting it; a
+refusal is written to the security log. The sweep starts each due cash-out signed with our
+service key as an automatic one; admission then checks it against the payee's own rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from temporalio import activity
+from temporalio.client import Client
+
+from payouts.domain import trust
+from payouts.domain.admission import CLOCK_SKEW, REQUEST_TTL
+from payouts.domain.cashout import CashoutInput, SavedRef
+from payouts.domain.policy import Policy
+from payouts.domain.profiles import (
+    ProfileAction,
+    ProfileChangeInput,
+    ProfileResult,
+    SweepPage,
+    SweepResult,
+    auto_due,
+    auto_request_id,
+)
+from payouts.domain.requests import build_input
+from payouts.errors import PayoutError
+from payouts.ledger import Ledger
+from payouts.payees.profiles import Profiles, auto_page
+from payouts.security import keys
+from payouts.security.keys import SigningKey
+from payouts.store import security_log
+from payouts.temporal import contract
+from payouts.temporal.contract import Activity as A
+from payouts.temporal.interfaces import PayeeSteps
+
+# starts a cash-out workflow; True when it is new (False: this request id ran before)
+Starter = Callable[[Client, CashoutInput, str], Awaitable[bool]]
+
+
+class PayeeActivities(PayeeSteps):
+    def __init__(
+        self,
+        *,
+        profiles: Profiles,
+        ledger: Ledger,
+        policy: Policy,
+        platform_public_key: str,
+        service_key: SigningKey,
+        start: Starter,
+    ) -> None:
+        self.profiles = profiles
+        self.ledger = ledger
+        self.policy = policy
+        self.platform_public_key = platform_public_key
+        self.service_key = service_key
+        self.start = start
+
+    @activity.defn(name=A.APPLY_PROFILE_CHANGE)
+    def apply_profile_change(self, inp: ProfileChangeInput) -> ProfileResult:
+        change = inp.change
+        why = self._refusal(inp)
+        if why is not None:
+            security_log.record(
+                self.profiles.db,
+                at=datetime.now(UTC),
+                actor=f"platform (for {change.user_id})",
+                action=f"profile {change.action.value}",
+                subject=contract.profile_change_id(change.change_id),
+                reason=why,
+            )
+            return ProfileResult(applied=False, refusal=why)
+        if change.action is ProfileAction.VIEW:
+            return ProfileResult(applied=True, profile=self.profiles.view(change.user_id))
+        try:
+            dst = self.profiles.apply(change)
+        except PayoutError as exc:
+            return ProfileResult(applied=False, refusal=exc.message)
+        return ProfileResult(
+            applied=True, destination_id=dst, profile=self.profiles.view(change.user_id)
+        )
+
+    def _refusal(self, inp: ProfileChangeInput) -> str | None:
+        change = inp.change
+        if not change.platform_signature:
+            return "change: not signed by the platform"
+        if not keys.verify(
+            self.platform_public_key, trust.profile_message(change), change.platform_signature
+        ):
+            return "change: the platform's signature does not verify"
+        if change.requested_at > inp.started_at + CLOCK_SKEW:
+            return "requested_at: in the future"
+        if inp.started_at - change.requested_at > REQUEST_TTL:
+            return "requested_at: the change is too old; send a new one"
+        return None
+
+    @activity.defn(name=A.SWEEP_AUTO_CASHOUTS)
+    async def sweep_auto_cashouts(self, page: SweepPage) -> SweepResult:
+        """One page: mature what is due (first page), then start the due cash-outs, at most
+        `page.rate` a second, heartbeating."""
+        if not page.after:
+            await asyncio.to_thread(self.ledger.mature_due, now=page.as_of)
+        rows = await asyncio.to_thread(auto_page, self.profiles.db, page.after, page.limit)
+        client, queue = activity.client(), activity.info().task_queue
+        counts = {"scanned": len(rows), "started": 0, "already": 0, "skipped": 0, "refused": 0}
+        for row in rows:
+            activity.heartbeat(row.cursor)
+            due, _, period = auto_due(row.rule, row.available, page.as_of)
+            if not due:
+                counts["skipped"] += 1
+                continue
+            try:
+                inp = build_input(
+                    self.policy,
+                    request_id=auto_request_id(row.user_id, row.rule, period),
+                    user_id=row.user_id,
+                    amount=row.available,
+                    currency=row.rule.currency,
+                    method=row.method,
+                    destination=SavedRef(destination_id=row.rule.destination_id),
+                    now=datetime.now(UTC),
+                )
+            except PayoutError:
+                counts["refused"] += 1
+                continue
+            message = trust.auto_request_message(inp.request, inp.requested_at)
+            signed = inp.model_copy(
+                update={"origin": "auto", "platform_signature": self.service_key.sign(message)}
+            )
+            counts["started" if await self.start(client, signed, queue) else "already"] += 1
+            await asyncio.sleep(1 / page.rate)
+        last = rows[-1].cursor if len(rows) == page.limit else ""
+        return SweepResult(**counts, next_after=last)
+
+    def all(self) -> list[Callable[..., object]]:
+        return [self.apply_profile_change, self.sweep_auto_cashouts]
