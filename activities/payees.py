@@ -15,17 +15,21 @@ from datetime import UTC, datetime
 
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
 from payouts.domain import trust
 from payouts.domain.admission import CLOCK_SKEW, REQUEST_TTL
 from payouts.domain.cashout import CashoutInput, SavedRef
 from payouts.domain.policy import Policy
 from payouts.domain.profiles import (
+    PayeeCheck,
+    PayeeCheckInput,
     ProfileAction,
     ProfileChangeInput,
     ProfileResult,
     SweepPage,
     SweepResult,
+    Verification,
     auto_due,
     auto_request_id,
 )
@@ -33,6 +37,7 @@ from payouts.domain.requests import build_input
 from payouts.errors import PayoutError
 from payouts.ledger import Ledger
 from payouts.payees.profiles import Profiles, auto_page
+from payouts.rails.bank.vop import PayeeVerifier
 from payouts.security import keys
 from payouts.security.keys import SigningKey
 from payouts.store import security_log
@@ -54,6 +59,7 @@ class PayeeActivities(PayeeSteps):
         platform_public_key: str,
         service_key: SigningKey,
         start: Starter,
+        verifier: PayeeVerifier,
     ) -> None:
         self.profiles = profiles
         self.ledger = ledger
@@ -61,6 +67,7 @@ class PayeeActivities(PayeeSteps):
         self.platform_public_key = platform_public_key
         self.service_key = service_key
         self.start = start
+        self.verifier = verifier
 
     @activity.defn(name=A.APPLY_PROFILE_CHANGE)
     def apply_profile_change(self, inp: ProfileChangeInput) -> ProfileResult:
@@ -138,5 +145,30 @@ class PayeeActivities(PayeeSteps):
         last = rows[-1].cursor if len(rows) == page.limit else ""
         return SweepResult(**counts, next_after=last)
 
+    @activity.defn(name=A.VERIFY_PAYEE)
+    async def verify_payee(self, inp: PayeeCheckInput) -> PayeeCheck:
+        """The bank's answer, or the one kept for this unchanged saved destination. An
+        unavailable service is an error the workflow retries (then it sends to review)."""
+        version = inp.changed_at if inp.destination_id else None  # a saved destination
+        if version is not None:
+            kept = await asyncio.to_thread(
+                self.profiles.kept_verification, inp.user_id, inp.destination_id, version
+            )
+            if kept is not None:
+                return kept
+        acct = inp.account
+        result, name = await asyncio.to_thread(self.verifier.verify, acct.iban, acct.holder_name)
+        if result is Verification.UNAVAILABLE:
+            raise ApplicationError(
+                "Verification of Payee: the bank's service is unavailable", type="vop_unavailable"
+            )
+        check = PayeeCheck(result=result, bank_name=name)
+        if version is not None:
+            await asyncio.to_thread(
+                self.profiles.record_verification,
+                inp.user_id, inp.destination_id, version, check, inp.checked_at,
+            )  # fmt: skip
+        return check
+
     def all(self) -> list[Callable[..., object]]:
-        return [self.apply_profile_change, self.sweep_auto_cashouts]
+        return [self.apply_profile_change, self.sweep_auto_cashouts, self.verify_payee]

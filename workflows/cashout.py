@@ -77,6 +77,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.cashout_desk import Desk
     from workflows.cashout_giftcards import GiftCardRail
     from workflows.cashout_identity import IdentityCheck
+    from workflows.cashout_payee import PayeeVerification
     from workflows.cashout_roll import Rolled, Roller
     from workflows.cashout_wallet import WalletRail
     from workflows.steps import Published, local, reason
@@ -99,6 +100,7 @@ class CashoutWorkflow(CashoutRun):
         # and rail events; histories from before replay as they ran.
         self.signed = workflow.patched(Patch.ADMISSION)
         self.identity = IdentityCheck(self)
+        self.payee = PayeeVerification(self)
         self.bank = BankRail(self)
         self.wallet = WalletRail(self)
         self.gift_cards = GiftCardRail(self)
@@ -173,6 +175,8 @@ class CashoutWorkflow(CashoutRun):
             if resuming or needs_identity(rules, q.gross) or q.method is Method.BANK_TRANSFER:
                 await self.identity.verify()
             await self.stop_if_cancelled()
+            if q.method is Method.BANK_TRANSFER and self.signed and workflow.patched(Patch.VOP):
+                await self.payee.verify(self.profile_facts)
 
         if upto(Checkpoint.REVIEW):
             # VERIFYING -> APPROVED | AWAITING_REVIEW | REJECTED: the policy's verdict
@@ -216,11 +220,13 @@ class CashoutWorkflow(CashoutRun):
 
     def _verdict(self) -> tuple[Verdict, str, int]:
         """The policy's verdict on amount and risk, sent to review by what it does not see:
-        a bank holder not compared with a verified identity, a saved destination still in
-        its cool-off or shared with another payee."""
+        a bank holder not compared with a verified identity, a payee the bank verified only
+        as a close match (or could not), a saved destination still in its cool-off or
+        shared with another payee."""
         assert self.progress.risk is not None
         reasons = ["the account holder could not be compared with a verified identity"]
         reasons = reasons if self.identity.holder_uncompared else []
+        reasons += [self.payee.review_reason] if self.payee.review_reason else []
         if self.profile_facts is not None:
             reasons += review_reasons(self.profile_facts, workflow.now())
         verdict = decide(self.inp.rules, self.inp.quote.gross, self.progress.risk.score)

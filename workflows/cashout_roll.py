@@ -115,6 +115,7 @@ class Roller:
                 batch_id=p.batch_id,
                 expected_arrival=p.expected_arrival,
                 outcome=p.outcome,
+                verification=p.verification,
             ),
             board=Board(
                 needed=board.needed,
@@ -169,6 +170,7 @@ class Roller:
             batch_id=s.batch_id,
             expected_arrival=s.expected_arrival,
             outcome=s.outcome,
+            verification=s.verification,
         )
         board.needed, board.approvals = c.board.needed, list(c.board.approvals)
         board.records, board.refusals = list(c.board.records), c.board.refusals

@@ -24,6 +24,7 @@ from payouts.ledger import Ledger
 from payouts.payees.profiles import Profiles
 from payouts.rails.bank.iso20022 import Party
 from payouts.rails.bank.sandbox import BankTiming, SandboxBank
+from payouts.rails.bank.vop import SandboxPayeeVerifier
 from payouts.rails.giftcards.sandbox import SandboxGiftCards
 from payouts.rails.identity.sandbox import SandboxIdentity
 from payouts.rails.platform.port import WebhookEndpoint
@@ -88,6 +89,7 @@ class Stack:
         self.identity = SandboxIdentity(
             self.sandbox, default_pending_seconds=settings.sandbox_identity_pending_seconds
         )
+        self.payee_verifier = SandboxPayeeVerifier(self.sandbox)  # the bank's VoP service
         self.wallet = WalletClient(
             settings.wallet_api_url or f"http://127.0.0.1:{settings.wallet_port}",
             settings.wallet_api_key,
@@ -124,6 +126,7 @@ class Stack:
             platform_public_key=dep.platform_public(),
             service_key=self.service_key,
             start=start_new,
+            verifier=self.payee_verifier,
         )
         self.bank_activities = BankActivities(
             ledger=self.ledger,

@@ -106,6 +106,14 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Interface for metrics; 0.0.0.0 for a Prometheus."
     )
 
+    # --- automatic cash-outs (the sweep of standing instructions, a Temporal Schedule)
+    auto_sweep_minutes: int = Field(
+        default=60, ge=1, description="How often the automatic cash-out sweep runs."
+    )
+    auto_sweep_rate: float = Field(
+        default=50.0, gt=0, le=1000, description="Cash-outs the sweep starts per second, at most."
+    )
+
     # --- reconciliation
     held_too_long_hours: int = Field(default=72, ge=1)
 

@@ -121,6 +121,7 @@ DEMO_TIMING = {
     "sandbox_bank_settle_seconds": 20,
     "sandbox_bank_return_seconds": 60,
     "bank_poll_seconds": 5,
+    "auto_sweep_minutes": 1,
 }
 
 

@@ -72,6 +72,7 @@ class Seen(Frozen):
     batch_id: str | None = None
     expected_arrival: datetime | None = None
     outcome: str = ""
+    verification: str | None = None
 
 
 class Board(Frozen):

@@ -227,6 +227,8 @@ class CashoutStatus(Frozen):
     expected_arrival: datetime | None = None
     outcome: str = ""
     timeline: tuple[TimelineEntry, ...] = ()
+    # Verification of Payee (bank transfers): match, close_match, no_match, unavailable
+    verification: str | None = None
     # What a reviewer's or a cancel's signature is bound to (`trust.request_digest`).
     request_digest: str = ""
     # Decisions, cancels and rail events refused (kept in full up to a cap, then counted),

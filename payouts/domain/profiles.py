@@ -21,7 +21,7 @@ from enum import StrEnum
 
 from pydantic import model_validator
 
-from payouts.domain.cashout import Destination, Frozen
+from payouts.domain.cashout import BankAccount, Destination, Frozen
 from payouts.domain.money import format_money
 from payouts.domain.policy import Method
 
@@ -85,6 +85,34 @@ class Verification(StrEnum):
     CLOSE_MATCH = "close_match"
     NO_MATCH = "no_match"
     UNAVAILABLE = "unavailable"
+
+
+class PayeeCheckInput(Frozen):
+    """Verification of Payee for a bank cash-out: is `account.holder_name` the name on
+    `account.iban`? A saved destination's answer is kept with the profile."""
+
+    user_id: str
+    account: BankAccount
+    destination_id: str = ""  # a saved destination ("" when the cash-out typed it)
+    changed_at: datetime | None = None  # the saved destination's version the cash-out pays
+    checked_at: datetime
+
+
+class PayeeCheck(Frozen):
+    result: Verification
+    bank_name: str = ""  # on a close match: the name the bank holds
+    kept: bool = False  # the profile's answer for this unchanged destination, not asked again
+
+
+def vop_outcome(check: PayeeCheck) -> tuple[str, str]:
+    """(why the cash-out is refused, why it goes to review): at most one is not empty."""
+    if check.result is Verification.NO_MATCH:
+        return "Verification of Payee: the name does not match the account", ""
+    if check.result is Verification.CLOSE_MATCH:
+        return "", f"Verification of Payee: close match; the bank holds {check.bank_name!r}"
+    if check.result is Verification.UNAVAILABLE:
+        return "", "Verification of Payee: the bank's service did not answer"
+    return "", ""
 
 
 class SavedDestination(Frozen):

@@ -36,6 +36,7 @@ class Progress:
     batch_id: str | None = None
     expected_arrival: datetime | None = None
     outcome: str = ""
+    verification: str | None = None  # Verification of Payee: the bank's answer
 
     def note(self, at: datetime, text: str) -> None:
         self.timeline.append(TimelineEntry(at=at, stage=self.stage, note=text))
@@ -98,6 +99,7 @@ def status(inp: CashoutInput, p: Progress, board: ReviewBoard) -> CashoutStatus:
         rail_reference=rail,
         expected_arrival=p.expected_arrival,
         outcome=p.outcome,
+        verification=p.verification,
         timeline=tuple(p.timeline),
     )
 

@@ -107,7 +107,8 @@ def refusal(
     return None
 
 
-def _name_tokens(name: str) -> list[str]:
+def name_tokens(name: str) -> list[str]:
+    """A name's words, compared without case, accents or punctuation."""
     plain = anyascii(name).casefold()  # é -> e, Ł -> L, ß -> ss, 李 -> Li
     return "".join(c if c.isalnum() else " " for c in plain).split()
 
@@ -118,7 +119,7 @@ def names_match(holder: str, legal: str) -> bool:
     Tolerant of case, accents, punctuation and word order ("MARTIN, Chloe" matches
     "Chloé Martin"); nothing else (a missing or extra name is a mismatch).
     """
-    return sorted(_name_tokens(holder)) == sorted(_name_tokens(legal))
+    return sorted(name_tokens(holder)) == sorted(name_tokens(legal))
 
 
 class ReviewOutcome(StrEnum):

@@ -25,6 +25,7 @@ from payouts.domain.profiles import (
     AutoRule,
     AutoStatus,
     Every,
+    PayeeCheck,
     PayeeProfile,
     ProfileAction,
     ProfileChange,
@@ -280,14 +281,30 @@ class Profiles:
         )
         return set(conn.execute(saved.union(used)).scalars())
 
-    def record_verification(self, dst: str, result: Verification, name: str, at: datetime) -> None:
-        """Keep the bank's answer with the destination: unchanged, it is not asked again."""
+    def kept_verification(self, user_id: str, dst: str, changed_at: datetime) -> PayeeCheck | None:
+        """The bank's answer kept for this destination, if it is unchanged since."""
+        with self.db.read_connection() as conn:
+            row = self._active(conn, user_id, dst)
+        if row.verification is None or row.changed_at != changed_at:
+            return None
+        result = Verification(row.verification)
+        return PayeeCheck(result=result, bank_name=row.verified_name or "", kept=True)
+
+    def record_verification(
+        self, user_id: str, dst: str, changed_at: datetime, check: PayeeCheck, at: datetime
+    ) -> None:
+        """Keep the bank's answer with the destination (unless it changed meanwhile):
+        unchanged, it is not asked again."""
         with self.db.write_connection() as conn:
             conn.execute(
                 update(_PROFILE)
-                .where(_PROFILE.c.id == dst)
-                .values(verification=result.value, verified_name=name[:140] or None,
-                        verified_at=to_epoch_us(at))
+                .where(
+                    _PROFILE.c.id == dst,
+                    _PROFILE.c.user_id == user_id,
+                    _PROFILE.c.changed_at == to_epoch_us(changed_at),
+                )
+                .values(verification=check.result.value,
+                        verified_name=check.bank_name[:140] or None, verified_at=to_epoch_us(at))
             )  # fmt: skip
 
 

@@ -30,6 +30,10 @@ CREATE TABLE IF NOT EXISTS sandbox_calls (
     key TEXT PRIMARY KEY,
     calls INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sandbox_vop_accounts (
+    iban TEXT PRIMARY KEY,
+    name TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sandbox_identities (
     user_id TEXT PRIMARY KEY,
     outcome TEXT NOT NULL,

@@ -67,6 +67,7 @@ class Activity:
     # payees: profiles and the automatic cash-out sweep
     APPLY_PROFILE_CHANGE: Final = "apply_profile_change"
     SWEEP_AUTO_CASHOUTS: Final = "sweep_auto_cashouts"
+    VERIFY_PAYEE: Final = "verify_payee"  # Verification of Payee, before a bank transfer
     # operations
     DELIVER_NOTIFICATIONS: Final = "deliver_notifications"
     RECONCILE_DAY: Final = "reconcile_day"
@@ -79,6 +80,7 @@ class Patch:
     ADMISSION: Final = "admission-before-hold"
     ROLL: Final = "continue-as-new-at-long-waits"
     HOLDER_REVIEW: Final = "uncompared-holder-to-review"
+    VOP: Final = "verification-of-payee"
 
 
 class Decision:

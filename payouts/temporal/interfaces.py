@@ -36,7 +36,14 @@ from payouts.domain.messages import (
     WalletPayout,
     WalletPayoutInput,
 )
-from payouts.domain.profiles import ProfileChangeInput, ProfileResult, SweepPage, SweepResult
+from payouts.domain.profiles import (
+    PayeeCheck,
+    PayeeCheckInput,
+    ProfileChangeInput,
+    ProfileResult,
+    SweepPage,
+    SweepResult,
+)
 from payouts.temporal.contract import Activity as A
 
 
@@ -129,8 +136,13 @@ class OpsSteps:
 
 
 class PayeeSteps:
-    """Payees: apply a signed change to a profile (local), and one page of the automatic
-    cash-out sweep (it starts cash-outs through Temporal)."""
+    """Payees: apply a signed change to a profile (local), one page of the automatic
+    cash-out sweep (it starts cash-outs through Temporal), and Verification of Payee (the
+    bank's name check, kept with a saved destination)."""
+
+    @activity.defn(name=A.VERIFY_PAYEE)
+    async def verify_payee(self, inp: PayeeCheckInput) -> PayeeCheck:
+        raise NotImplementedError
 
     @activity.defn(name=A.APPLY_PROFILE_CHANGE)
     def apply_profile_change(self, inp: ProfileChangeInput) -> ProfileResult:

@@ -3,7 +3,9 @@
 Schedules (created, or updated to the current settings), overlapping runs skipped:
 
 - `payouts-bank-batches`: BankBatchWorkflow at every cutoff (policy: cutoff_minutes);
-- `payouts-reconcile`: ReconcileWorkflow daily at 00:30 UTC (for the day before).
+- `payouts-reconcile`: ReconcileWorkflow daily at 00:30 UTC (for the day before);
+- `payouts-auto-cashouts`: AutoCashoutSweepWorkflow every `PAYOUTS_AUTO_SWEEP_MINUTES`,
+  starting at most `PAYOUTS_AUTO_SWEEP_RATE` cash-outs a second.
 
 Pollers, one long-lived workflow each (`workflows.polling`), started if not running:
 
@@ -45,10 +47,13 @@ def schedules(settings: Settings, policy: Policy) -> dict[str, Schedule]:
     batching = policy.methods[Method.BANK_TRANSFER].batching
     cutoff = batching.cutoff_minutes if batching else 60
 
-    def every(workflow: str, period: timedelta) -> Schedule:
+    def every(workflow: str, period: timedelta, *args: object) -> Schedule:
         return Schedule(
             action=ScheduleActionStartWorkflow(
-                workflow, id=contract.scheduled_id(workflow), task_queue=settings.task_queue
+                workflow,
+                args=args,
+                id=contract.scheduled_id(workflow),
+                task_queue=settings.task_queue,
             ),
             spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=period)]),
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
@@ -66,6 +71,11 @@ def schedules(settings: Settings, policy: Policy) -> dict[str, Schedule]:
     return {
         "payouts-bank-batches": every(Workflow.BANK_BATCH, timedelta(minutes=cutoff)),
         "payouts-reconcile": daily,
+        "payouts-auto-cashouts": every(
+            Workflow.AUTO_SWEEP,
+            timedelta(minutes=settings.auto_sweep_minutes),
+            settings.auto_sweep_rate,
+        ),
     }
 
 

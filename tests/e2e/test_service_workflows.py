@@ -1,18 +1,20 @@
-"""The service workflows `payouts up` keeps: two schedules (bank cutoffs, the daily
-reconciliation) and two long-lived pollers (bank reports, notifications), so the UI's list
-shows cash-outs and a handful of service workflows, not a new poller every few seconds."""
+"""The service workflows `payouts up` keeps: three schedules (bank cutoffs, the daily
+reconciliation, the automatic cash-out sweep) and two long-lived pollers (bank reports,
+notifications), so the UI's list shows cash-outs and a handful of service workflows, not
+a new poller every few seconds."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import (
     Schedule,
+    ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
     ScheduleIntervalSpec,
     ScheduleSpec,
@@ -23,6 +25,7 @@ from temporalio.service import RPCError
 from payouts.devstack.demo import sandbox_iban
 from payouts.domain.cashout import Stage
 from payouts.domain.messages import Polling
+from payouts.domain.profiles import SweepResult, auto_request_id
 from payouts.temporal.schedules import ensure_pollers, ensure_schedules
 from tests.support.harness import Harness
 
@@ -48,10 +51,11 @@ async def test_schedules_and_pollers_are_kept_running(harness: Harness) -> None:
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(hours=1))]),
     )
     await h.temporal.create_schedule("payouts-bank-reports", retired)
+    ids_made = ("payouts-auto-cashouts", "payouts-bank-batches", "payouts-reconcile")
     try:
         ids = await ensure_schedules(h.temporal, settings, h.stack.policy)
         assert ids == await ensure_schedules(h.temporal, settings, h.stack.policy)
-        assert ids == ["payouts-bank-batches", "payouts-reconcile"]
+        assert ids == ["payouts-auto-cashouts", "payouts-bank-batches", "payouts-reconcile"]
         desc = await h.temporal.get_schedule_handle("payouts-bank-batches").describe()
         assert desc.schedule.spec.intervals[0].every.total_seconds() == 60
         started = await ensure_pollers(h.temporal, settings)
@@ -69,8 +73,28 @@ async def test_schedules_and_pollers_are_kept_running(harness: Harness) -> None:
                 break
             await asyncio.sleep(0.05)
         assert h.platform.stages_for(ticket.request_id) == ["PAID"]
+        # the automatic cash-out schedule: nobody asks, the payee above their threshold is paid
+        h.fund("sol", "75.00")
+        dst = await h.client.save_destination("sol", "gift_card", "sol@example.org")
+        await h.client.set_auto_cashout("sol", destination_id=dst, currency="USD", threshold="50")
+        schedule = h.temporal.get_schedule_handle("payouts-auto-cashouts")
+        await schedule.trigger()
+        for _ in range(400):
+            actions = (await schedule.describe()).info.recent_actions
+            if actions:
+                break
+            await asyncio.sleep(0.05)
+        run = actions[-1].action
+        assert isinstance(run, ScheduleActionExecutionStartWorkflow)
+        swept = await h.temporal.get_workflow_handle(
+            run.workflow_id, result_type=SweepResult
+        ).result()
+        assert swept.started == 1
+        rule = (await h.client.payee_profile("sol")).auto[0]
+        result = await h.result(auto_request_id("sol", rule, f"d{datetime.now(UTC):%Y%m%d}"))
+        assert result.stage is Stage.PAID and h.balance("sol") == (0, 0)
     finally:
-        for schedule_id in ("payouts-bank-batches", "payouts-reconcile"):
+        for schedule_id in ids_made:
             with contextlib.suppress(RPCError):
                 await h.temporal.get_schedule_handle(schedule_id).delete()
         for poller in POLLERS:
