@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.exceptions import ApplicationError
 
+from activities.cashout import async_domain_errors
 from payouts.domain import trust
 from payouts.domain.admission import CLOCK_SKEW, REQUEST_TTL
 from payouts.domain.cashout import CashoutInput, SavedRef
@@ -34,7 +34,7 @@ from payouts.domain.profiles import (
     auto_request_id,
 )
 from payouts.domain.requests import build_input
-from payouts.errors import PayoutError
+from payouts.errors import PayoutError, RailTransientError
 from payouts.ledger import Ledger
 from payouts.payees.profiles import Profiles, auto_page
 from payouts.rails.bank.vop import PayeeVerifier
@@ -146,6 +146,7 @@ class PayeeActivities(PayeeSteps):
         return SweepResult(**counts, next_after=last)
 
     @activity.defn(name=A.VERIFY_PAYEE)
+    @async_domain_errors
     async def verify_payee(self, inp: PayeeCheckInput) -> PayeeCheck:
         """The bank's answer, or the one kept for this unchanged saved destination. An
         unavailable service is an error the workflow retries (then it sends to review)."""
@@ -158,10 +159,8 @@ class PayeeActivities(PayeeSteps):
                 return kept
         acct = inp.account
         result, name = await asyncio.to_thread(self.verifier.verify, acct.iban, acct.holder_name)
-        if result is Verification.UNAVAILABLE:
-            raise ApplicationError(
-                "Verification of Payee: the bank's service is unavailable", type="vop_unavailable"
-            )
+        if result is Verification.UNAVAILABLE:  # retried; logged as one line, no traceback
+            raise RailTransientError("Verification of Payee: the bank's service is unavailable")
         check = PayeeCheck(result=result, bank_name=name)
         if version is not None:
             await asyncio.to_thread(

@@ -94,6 +94,7 @@ async def record(out: Path) -> None:
                 for name, workflow_id in ids.items():
                     await save(env, out, name, workflow_id)
                 ids |= await record_later_kinds(h, env, out)
+                ids |= await record_profile_kinds(h, env, out)
                 (out / "workflow_ids.json").write_text(
                     json.dumps(ids, indent=2, sort_keys=True) + "\n"
                 )
@@ -145,6 +146,51 @@ async def record_later_kinds(h: Harness, env: WorkflowEnvironment, out: Path) ->
         "holder_review": holder.workflow_id,
         "reports_poller": poller.id,
     }
+
+
+async def record_profile_kinds(h: Harness, env: WorkflowEnvironment, out: Path) -> dict[str, str]:
+    """Kinds of run added with payout profiles: a profile change, the automatic cash-out
+    sweep and the cash-out it started (to a saved destination), a bank transfer the bank
+    verified only as a close match (reviewed, then queued), a saved wallet in its cool-off
+    (reviewed, then paid)."""
+    from datetime import UTC, datetime
+
+    from payouts.domain.profiles import SweepResult, auto_request_id
+    from payouts.temporal import contract
+
+    for user in ("ivy", "jon", "kim"):
+        h.fund(user, "200.00")
+    auto_dst = await h.client.save_destination("ivy", "gift_card", "ivy@example.org")
+    await h.client.set_auto_cashout("ivy", destination_id=auto_dst, currency="USD", threshold="50")
+    sweep = await h.temporal.start_workflow(
+        "AutoCashoutSweepWorkflow", 100.0, id="auto-sweep-recorded", task_queue=h.task_queue,
+        result_type=SweepResult,
+    )  # fmt: skip
+    assert (await sweep.result()).started == 1
+    rule = (await h.client.payee_profile("ivy")).auto[0]
+    auto = auto_request_id("ivy", rule, f"d{datetime.now(UTC):%Y%m%d}")
+    close = await h.cashout("jon", "45", "bank_transfer", sandbox_iban("0909"), holder="Jon Berg")
+    wallet_dst = await h.client.save_destination("kim", "wallet", "kim@example.org")
+    cooling = await h.cashout("kim", "30", "wallet", f"saved:{wallet_dst}")
+    for ticket in (close, cooling):
+        await h.wait_stage(ticket.request_id, Stage.AWAITING_REVIEW)
+        await h.client.approve(ticket.request_id, reviewer="carol")
+    await h.client.wait(auto)
+    await h.client.wait(cooling.request_id)
+    await h.wait_for(close.request_id, lambda s: any("queued" in e.note for e in s.timeline))
+    changes = [
+        w.id async for w in h.temporal.list_workflows('WorkflowType = "PayeeProfileWorkflow"')
+    ]
+    ids = {
+        "profile_change": sorted(changes)[0],
+        "auto_sweep": sweep.id,
+        "auto_cashout": contract.cashout_id(auto),
+        "vop_close_match": close.workflow_id,
+        "saved_cooloff_review": cooling.workflow_id,
+    }
+    for name, workflow_id in ids.items():  # (the close match stays open: queued for a cutoff)
+        await save(env, out, name, workflow_id)
+    return ids
 
 
 async def runs_of(env: WorkflowEnvironment, workflow_id: str) -> list[str]:

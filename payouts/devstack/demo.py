@@ -1,5 +1,7 @@
 """`payouts up --demo`: seed a few payees with matured micro-earnings and start cash-outs
-over every method, so that some complete, some wait for review and one is rejected.
+over every method, so that some complete, some wait for review and one is rejected; one
+payee has a standing instruction instead, and the automatic cash-out sweep (a Temporal
+Schedule, every minute in the demo) pays them without anyone asking.
 
 Each run uses fresh event and request ids (a run tag), so running it again adds new
 cash-outs next to the old ones instead of colliding with them.
@@ -52,14 +54,19 @@ PAYEES = (
     Payee("fay", "Fay Nakamura", "USD", 3000),
     Payee("gus", "Gus Grimm", "USD", 3000),
     Payee("hana", "Hana Sato", "USD", 3000),
+    Payee("jon", "Jon Berg", "USD", 3000),
+    Payee("ivy", "Ivy Chen", "USD", 1500),  # paid automatically, at her threshold
     Payee("kyc-reject-zoe", "Zoe Quinn", "USD", 5000, IdentityStatus.REJECTED),
 )
+AUTO_PAYEE, AUTO_THRESHOLD = "ivy", "25"
+
 
 
 def sandbox_iban(last4: str) -> str:
     """A valid German IBAN whose account number ends in `last4` (the sandbox bank's
     outcome codes: 0404 closed account, 0606 returned after booking)."""
     return IBAN.generate("DE", bank_code="37040044", account_code="053201" + last4).compact
+    # (and for Verification of Payee: 0707 unavailable, 0808 no match, 0909 close match)
 
 
 # (user, amount, currency, method, destination, holder, what to expect)
@@ -82,6 +89,8 @@ CASHOUTS = tuple(DemoCashout(*row) for row in (
      "the bank rejects it (AC04 closed account): FAILED, hold released"),
     ("hana", "25", "USD", "bank_transfer", sandbox_iban("0606"), "Hana Sato",
      "booked, then returned a minute later (AC06): RETURNED, money back"),
+    ("jon", "45", "USD", "bank_transfer", sandbox_iban("0909"), "Jon Berg",
+     "Verification of Payee: a close match (the bank holds 'J. Berg'): waits for a reviewer"),
 ))  # fmt: skip
 
 
@@ -140,7 +149,18 @@ async def run(
     now = datetime.now(UTC)
     tag = run_tag(now)
     seed(ledger, identity, tag, now)
+    await opt_in(client)
     return await start(client, tag)
+
+
+async def opt_in(client: PayoutsClient) -> str:
+    """The automatic payee saves where to be paid (gift cards: no cool-off) and a threshold;
+    nobody starts her cash-out: the next sweep finds her balance above it."""
+    dst = await client.save_destination(AUTO_PAYEE, "gift_card", f"{AUTO_PAYEE}@example.com")
+    await client.set_auto_cashout(
+        AUTO_PAYEE, destination_id=dst, currency="USD", threshold=AUTO_THRESHOLD
+    )
+    return dst
 
 
 async def _until_past_verifying(client: PayoutsClient, request_id: str) -> None:
@@ -158,7 +178,9 @@ def hints(started: list[tuple[DemoCashout, Ticket]]) -> str:
         "  payouts review list\n"
         f"  payouts review approve {ids['dev']} --reviewer alice\n"
         f"  payouts review approve {ids['eve']} --reviewer bob      (then --reviewer alice)\n"
+        f"  payouts review approve {ids['jon']} --reviewer carol  (after reading the bank's name)\n"
         f"  payouts status {ids['hana']}                 (watch it become RETURNED)\n"
+        f"  payouts profile show {AUTO_PAYEE}    (paid automatically within a minute)\n"
         f"  payouts giftcodes {ids['chloe']} --user chloe   (shown once)\n"
         "  payouts batches                                 (bank files and fees saved)\n"
         "  payouts reconcile --date today\n"
@@ -167,7 +189,10 @@ def hints(started: list[tuple[DemoCashout, Ticket]]) -> str:
 
 
 def describe(started: list[tuple[DemoCashout, Ticket]]) -> list[str]:
-    lines = []
+    lines = [
+        f"{'(nobody asks)':<32} {'gift_card':<14} {'auto':>14}  {AUTO_PAYEE} opted in at "
+        f"{AUTO_THRESHOLD} USD: the sweep (every minute) pays her balance automatically"
+    ]
     for c, t in started:
         q = t.quote
         lines.append(
