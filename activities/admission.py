@@ -9,8 +9,9 @@ Two more things happen here, where the worker has the database:
   the facts its review needs (cool-off, shared, verification) in its admission;
 - an automatic cash-out (`origin="auto"`) is admitted only on our sweep's signature (the
   service key) and only as the payee's standing instruction says: their rule for that
-  currency exists and names this very destination. The sweep's key can pay a payee only to
-  a destination they saved.
+  currency exists and names this very destination, or (no rule, and the policy pays
+  dormant balances) it goes to their default destination. The sweep's key can pay a payee
+  only to a destination they saved.
 """
 
 from __future__ import annotations
@@ -103,13 +104,26 @@ class Admitter:
             return f"request: {who} signature does not verify"
         return None
 
+    def _dormant_refusal(self, cashout: CashoutInput) -> str | None:
+        """Without a rule in its currency, an automatic cash-out is a dormant balance's: the
+        policy must pay those, and only to the payee's default destination."""
+        req = cashout.request
+        if self.profiles.policy.automatic.dormant_days is None:
+            return f"auto: {req.user_id} has no automatic cash-out in {req.currency}"
+        defaults = {d.id for d in self.profiles.view(req.user_id).destinations if d.is_default}
+        if not isinstance(req.destination, SavedRef) or req.destination.destination_id not in (
+            defaults
+        ):
+            return "auto: a dormant balance is paid only to the payee's default destination"
+        return None
+
     def _standing_instruction_refusal(self, cashout: CashoutInput) -> str | None:
         req = cashout.request
         rule = next(
             (r for r in self.profiles.view(req.user_id).auto if r.currency == req.currency), None
         )
         if rule is None:
-            return f"auto: {req.user_id} has no automatic cash-out in {req.currency}"
+            return self._dormant_refusal(cashout)
         if req.destination != SavedRef(destination_id=rule.destination_id):
             return "auto: not the destination the payee's standing instruction names"
         return None

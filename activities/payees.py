@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 from temporalio.client import Client
@@ -20,7 +20,7 @@ from activities.cashout import async_domain_errors
 from payouts.domain import trust
 from payouts.domain.admission import CLOCK_SKEW, REQUEST_TTL
 from payouts.domain.cashout import CashoutInput, SavedRef
-from payouts.domain.policy import Policy
+from payouts.domain.policy import Method, Policy
 from payouts.domain.profiles import (
     PayeeCheck,
     PayeeCheckInput,
@@ -32,10 +32,12 @@ from payouts.domain.profiles import (
     Verification,
     auto_due,
     auto_request_id,
+    dormant_request_id,
 )
 from payouts.domain.requests import build_input
 from payouts.errors import PayoutError, RailTransientError
 from payouts.ledger import Ledger
+from payouts.payees.dormant import dormant_page
 from payouts.payees.profiles import Profiles, auto_page
 from payouts.rails.bank.vop import PayeeVerifier
 from payouts.security import keys
@@ -111,10 +113,11 @@ class PayeeActivities(PayeeSteps):
     async def sweep_auto_cashouts(self, page: SweepPage) -> SweepResult:
         """One page: mature what is due (first page), then start the due cash-outs, at most
         `page.rate` a second, heartbeating."""
+        if page.dormant:
+            return await self._sweep_dormant(page)
         if not page.after:
             await asyncio.to_thread(self.ledger.mature_due, now=page.as_of)
         rows = await asyncio.to_thread(auto_page, self.profiles.db, page.after, page.limit)
-        client, queue = activity.client(), activity.info().task_queue
         counts = {"scanned": len(rows), "started": 0, "already": 0, "skipped": 0, "refused": 0}
         for row in rows:
             activity.heartbeat(row.cursor)
@@ -122,28 +125,57 @@ class PayeeActivities(PayeeSteps):
             if not due:
                 counts["skipped"] += 1
                 continue
-            try:
-                inp = build_input(
-                    self.policy,
-                    request_id=auto_request_id(row.user_id, row.rule, period),
-                    user_id=row.user_id,
-                    amount=row.available,
-                    currency=row.rule.currency,
-                    method=row.method,
-                    destination=SavedRef(destination_id=row.rule.destination_id),
-                    now=datetime.now(UTC),
-                )
-            except PayoutError:
-                counts["refused"] += 1
-                continue
-            message = trust.auto_request_message(inp.request, inp.requested_at)
-            signed = inp.model_copy(
-                update={"origin": "auto", "platform_signature": self.service_key.sign(message)}
+            rid = auto_request_id(row.user_id, row.rule, period)
+            rule = row.rule
+            which = await self._start(
+                rid, row.user_id, rule.currency, row.method, rule.destination_id, row.available
             )
-            counts["started" if await self.start(client, signed, queue) else "already"] += 1
+            counts[which] += 1
             await asyncio.sleep(1 / page.rate)
         last = rows[-1].cursor if len(rows) == page.limit else ""
         return SweepResult(**counts, next_after=last)
+
+    async def _sweep_dormant(self, page: SweepPage) -> SweepResult:
+        """One page of dormant balances (none when the policy has no `dormant_days`)."""
+        days = self.policy.automatic.dormant_days
+        if days is None:
+            return SweepResult()
+        cutoff = page.as_of - timedelta(days=days)
+        rows, last = await asyncio.to_thread(
+            dormant_page, self.profiles.db, page.after, page.limit, cutoff
+        )
+        counts = {"scanned": len(rows), "started": 0, "already": 0, "skipped": 0, "refused": 0}
+        for row in rows:
+            activity.heartbeat(row.cursor)
+            if not row.dormant:
+                counts["skipped"] += 1
+                continue
+            rid = dormant_request_id(row.user_id, row.currency, page.as_of)
+            which = await self._start(
+                rid, row.user_id, row.currency, row.method, row.destination_id, row.available
+            )
+            counts[which] += 1
+            await asyncio.sleep(1 / page.rate)
+        return SweepResult(**counts, next_after=last)
+
+    async def _start(
+        self, request_id: str, user: str, currency: str, method: Method, dst: str, amount: int
+    ) -> str:
+        """Start one automatic cash-out, signed with our service key; which count it is."""
+        try:
+            inp = build_input(
+                self.policy, request_id=request_id, user_id=user, amount=amount,
+                currency=currency, method=method, destination=SavedRef(destination_id=dst),
+                now=datetime.now(UTC),
+            )  # fmt: skip
+        except PayoutError:
+            return "refused"
+        message = trust.auto_request_message(inp.request, inp.requested_at)
+        signed = inp.model_copy(
+            update={"origin": "auto", "platform_signature": self.service_key.sign(message)}
+        )
+        started = await self.start(activity.client(), signed, activity.info().task_queue)
+        return "started" if started else "already"
 
     @activity.defn(name=A.VERIFY_PAYEE)
     @async_domain_errors

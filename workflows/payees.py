@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
         SweepPage,
         SweepResult,
     )
-    from payouts.temporal.contract import Workflow
+    from payouts.temporal.contract import Patch, Workflow
     from payouts.temporal.interfaces import PayeeSteps
     from workflows.steps import LOCAL_RETRY
 
@@ -38,26 +38,33 @@ class PayeeProfileWorkflow:
 @workflow.defn(name=Workflow.AUTO_SWEEP)
 class AutoCashoutSweepWorkflow:
     """Start every automatic cash-out that is due, a page of payees at a time, at most
-    `rate` starts a second. Request ids are per payee, currency and trigger period, so a
-    second (or overlapping) sweep in the same period starts nothing twice."""
+    `rate` starts a second: the standing instructions, then the dormant balances. Request
+    ids are per payee, currency and trigger period, so a second (or overlapping) sweep in
+    the same period starts nothing twice."""
 
     @workflow.run
     async def run(self, rate: float = 50.0) -> SweepResult:
-        total, after = SweepResult(), ""
         as_of = workflow.now()
+        total = await self._pages(SweepResult(), SweepPage(as_of=as_of, limit=PAGE, rate=rate))
+        if workflow.patched(Patch.DORMANT):
+            dormant = SweepPage(as_of=as_of, limit=PAGE, rate=rate, dormant=True)
+            total = await self._pages(total, dormant)
+        return total
+
+    async def _pages(self, total: SweepResult, page: SweepPage) -> SweepResult:
         while True:
-            page = await workflow.execute_activity_method(
+            done = await workflow.execute_activity_method(
                 PayeeSteps.sweep_auto_cashouts,
-                SweepPage(as_of=as_of, after=after, limit=PAGE, rate=rate),
+                page,
                 start_to_close_timeout=timedelta(minutes=30),
                 heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=RETRY,
             )
-            total = total.plus(page)
+            total = total.plus(done)
             workflow.set_current_details(
                 f"scanned {total.scanned}, started {total.started}, already {total.already}, "
                 f"not due {total.skipped}, refused {total.refused}"
             )
-            if not page.next_after:
+            if not done.next_after:
                 return total
-            after = page.next_after
+            page = page.model_copy(update={"after": done.next_after})

@@ -155,6 +155,14 @@ class MaturationPolicy(_Frozen):
     hold_hours: Annotated[int, Field(ge=0, strict=True)]
 
 
+class AutomaticPolicy(_Frozen):
+    """Automatic cash-outs beyond the payees' own standing instructions."""
+
+    # pay a balance untouched (no earning, no cash-out) for this many days to the payee's
+    # default destination, if they have one (None: never)
+    dormant_days: Annotated[int | None, Field(ge=7, le=3650, strict=True)] = None
+
+
 Role = Literal["reviewer", "senior"]
 
 
@@ -193,6 +201,7 @@ class Policy(_Frozen):
     currencies: dict[str, CurrencyPolicy]
     methods: dict[Method, MethodPolicy]
     reviewers: list[Reviewer] = Field(default_factory=list)
+    automatic: AutomaticPolicy = Field(default_factory=AutomaticPolicy)
 
     @field_validator("currencies")
     @classmethod

@@ -214,6 +214,13 @@ def auto_request_id(user_id: str, rule: AutoRule, period: str) -> str:
     return f"auto-{rule.currency.lower()}-{period}-{digest}"
 
 
+def dormant_request_id(user_id: str, currency: str, now: datetime) -> str:
+    """A dormant balance is paid at most once a month (deterministic, like the rules')."""
+    period = f"m{now:%Y%m}"
+    digest = hashlib.sha256(f"{user_id}|{currency}|dormant|{period}".encode()).hexdigest()[:24]
+    return f"dormant-{currency.lower()}-{period}-{digest}"
+
+
 def schedule_due(rule: AutoRule, now: datetime) -> bool:
     """Is today a scheduled day (Monday for weekly, the 1st for monthly)?"""
     if rule.every is Every.WEEKLY:
@@ -258,12 +265,14 @@ def next_scheduled(rule: AutoRule, now: datetime) -> datetime:
 
 class SweepPage(Frozen):
     """One page of the sweep: opted-in payees after `after` (by user id), at most `limit`,
-    cash-outs started at most `rate` per second."""
+    cash-outs started at most `rate` per second; `dormant`: the dormant balances instead of
+    the standing instructions."""
 
     as_of: datetime
     after: str = ""
     limit: int = 1000
     rate: float = 50.0
+    dormant: bool = False
 
 
 class SweepResult(Frozen):

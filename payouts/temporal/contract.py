@@ -81,6 +81,7 @@ class Patch:
     ROLL: Final = "continue-as-new-at-long-waits"
     HOLDER_REVIEW: Final = "uncompared-holder-to-review"
     VOP: Final = "verification-of-payee"
+    DORMANT: Final = "sweep-dormant-balances"
 
 
 class Decision:

@@ -10,7 +10,12 @@ import pytest
 
 from payouts.domain import trust
 from payouts.domain.cashout import SavedRef, Stage
-from payouts.domain.profiles import SweepResult, auto_request_id, schedule_due
+from payouts.domain.profiles import (
+    SweepResult,
+    auto_request_id,
+    dormant_request_id,
+    schedule_due,
+)
 from payouts.errors import ProfileRefused
 from payouts.security.keys import SigningKey
 from payouts.temporal.client import PayoutsClient
@@ -167,3 +172,35 @@ async def test_a_saved_destination_change_restarts_the_cooloff(harness: Harness)
     assert first == again  # the same account: the same id
     [saved] = (await h.client.payee_profile("eve2")).destinations
     assert saved.cooloff_until - saved.changed_at == timedelta(hours=48)
+
+
+async def test_a_dormant_balance_is_paid_to_the_default_destination(harness: Harness) -> None:
+    """The policy pays balances untouched for 180 days to the payee's default destination,
+    and then they are touched; a recent balance, or a payee without a default, is left
+    alone; the sweep's key cannot pay a dormant balance elsewhere."""
+    h = harness
+    assert h.stack.policy.automatic.dormant_days == 180
+    h.fund("old", "40.00", days_ago=200)
+    h.fund("new", "40.00", days_ago=10)
+    h.fund("nod", "40.00", days_ago=200)
+    for user in ("old", "new"):
+        await h.client.save_destination(user, "gift_card", f"{user}@example.org", default=True)
+    elsewhere = await h.client.save_destination("nod", "gift_card", "nod@example.org")
+    first = await sweep(h)
+    assert (first.started, first.skipped) == (1, 1)  # old paid; new skipped; nod no default
+    rid = dormant_request_id("old", "USD", datetime.now(UTC))
+    result = await h.result(rid)
+    assert result.stage is Stage.PAID and result.status.gross == 40 * M
+    h.fund("old", "30.00", days_ago=200)  # an old earning credited late
+    again = await sweep(h)
+    assert (again.started, again.skipped) == (0, 2)  # the cash-out touched it: not dormant
+    before = h.balance("nod")
+    inp = await build(h, "nod", 40 * M, "gift_card", "nod@example.org")
+    request = inp.request.model_copy(update={"destination": SavedRef(destination_id=elsewhere)})
+    forged = inp.model_copy(update={"request": request, "origin": "auto"})
+    message = trust.auto_request_message(request, inp.requested_at)
+    forged = forged.model_copy(update={"platform_signature": h.stack.service_key.sign(message)})
+    refused = await h.result(await start_raw(h, forged))
+    assert refused.stage is Stage.REJECTED
+    assert "only to the payee's default destination" in refused.status.outcome
+    nothing_moved(h, "nod", refused.request_id, before)
