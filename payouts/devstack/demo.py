@@ -61,7 +61,6 @@ PAYEES = (
 AUTO_PAYEE, AUTO_THRESHOLD = "ivy", "25"
 
 
-
 def sandbox_iban(last4: str) -> str:
     """A valid German IBAN whose account number ends in `last4` (the sandbox bank's
     outcome codes: 0404 closed account, 0606 returned after booking)."""
