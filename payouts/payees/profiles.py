@@ -95,6 +95,8 @@ class Profiles:
                 )
             return ""
         with self.db.write_connection() as conn:
+            if change.action is ProfileAction.REMOVE and outbox.recorded(conn, _event(change)):
+                return change.destination_id  # applied before (a local activity run again)
             row = self._active(conn, change.user_id, change.destination_id)
             if change.action is ProfileAction.REMOVE:
                 conn.execute(
@@ -198,7 +200,7 @@ class Profiles:
     ) -> None:
         outbox.record_in(
             conn,
-            event_id=f"profile-{change.change_id}",
+            event_id=_event(change),
             request_id=change.change_id,
             user_id=change.user_id,
             stage=CHANGED,
@@ -306,6 +308,11 @@ class Profiles:
                 .values(verification=check.result.value,
                         verified_name=check.bank_name[:140] or None, verified_at=to_epoch_us(at))
             )  # fmt: skip
+
+
+def _event(change: ProfileChange) -> str:
+    """The outbox event of a change (one per change: its id is the change's)."""
+    return f"profile-{change.change_id}"
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,12 @@ def record(
         )  # fmt: skip
 
 
+def recorded(conn: Connection, event_id: str) -> bool:
+    """Is this event in the outbox (the change that writes it was applied)?"""
+    found = conn.execute(select(_NOTE.c.event_id).where(_NOTE.c.event_id == event_id)).first()
+    return found is not None
+
+
 def record_in(
     conn: Connection,
     *,

@@ -449,12 +449,6 @@ def test_each_change_writes_the_platforms_event(
     assert all(IBAN not in json.dumps(e) for e in found)
 
 
-@pytest.mark.xfail(
-    raises=NotFound,
-    strict=True,
-    reason="bug: REMOVE is not idempotent; a re-applied remove (the local activity re-run "
-    "after its commit) raises NotFound instead of answering the first result",
-)
 def test_a_remove_applied_twice_answers_as_the_first(
     db: Database, profiles: Profiles, clock: FakeClock
 ) -> None:
@@ -465,7 +459,7 @@ def test_a_remove_applied_twice_answers_as_the_first(
     dst = save(profiles, clock, "ana", bank())
     remove = change("ana", ProfileAction.REMOVE, clock, destination_id=dst)
     assert profiles.apply(remove) == dst
-    assert profiles.apply(remove) == dst  # raises NotFound today
+    assert profiles.apply(remove) == dst  # the local activity run again
     assert [e["change"] for e in events(db, "ana")] == ["saved", "removed"]
 
 
