@@ -99,6 +99,8 @@ class PayeeActivities(PayeeSteps):
         change = inp.change
         if not change.platform_signature:
             return "change: not signed by the platform"
+        if activity.info().workflow_id != contract.profile_change_id(change.change_id):
+            return "change: started under another workflow id than its change id"
         if not keys.verify(
             self.platform_public_key, trust.profile_message(change), change.platform_signature
         ):

@@ -44,6 +44,7 @@ class AutoCashoutSweepWorkflow:
 
     @workflow.run
     async def run(self, rate: float = 50.0) -> SweepResult:
+        rate = rate if 0.1 <= rate <= 1000 else 50.0  # (a start by hand: no 0, NaN or flood)
         as_of = workflow.now()
         total = await self._pages(SweepResult(), SweepPage(as_of=as_of, limit=PAGE, rate=rate))
         if workflow.patched(Patch.DORMANT):

@@ -9,8 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from payouts.domain import trust
-from payouts.domain.cashout import SavedRef, Stage
+from payouts.domain.cashout import GiftCardDelivery, SavedRef, Stage
 from payouts.domain.profiles import (
+    ProfileAction,
+    ProfileChange,
+    ProfileResult,
     SweepResult,
     auto_request_id,
     dormant_request_id,
@@ -79,6 +82,22 @@ async def test_profile_changes_and_saved_destinations_are_the_payees_own(
     unsigned = PayoutsClient(h.temporal, policy=h.stack.policy, task_queue=h.task_queue)
     with pytest.raises(ProfileRefused, match="change: not signed by the platform"):
         await unsigned.save_destination("tia", "gift_card", "tia@example.org")
+    # a signed change replayed under another workflow id (a second run of the same change)
+    change = ProfileChange(
+        change_id="c-tia-1", user_id="tia", action=ProfileAction.SAVE,
+        destination=GiftCardDelivery(email="tia.evil@example.org"),
+        requested_at=datetime.now(UTC),
+    )  # fmt: skip
+    assert h.client.platform_key is not None
+    signed = change.model_copy(
+        update={"platform_signature": h.client.platform_key.sign(trust.profile_message(change))}
+    )
+    replayed = await h.temporal.execute_workflow(
+        "PayeeProfileWorkflow", signed, id="profile-c-tia-1-again", task_queue=h.task_queue,
+        result_type=ProfileResult,
+    )  # fmt: skip
+    assert not replayed.applied and "another workflow id" in replayed.refusal
+    assert (await h.client.payee_profile("tia")).destinations == ()
     theirs = await h.client.save_destination("uli", "gift_card", "uli@example.org")
     h.fund("tia", "50.00")
     before = h.balance("tia")
