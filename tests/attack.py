@@ -50,6 +50,7 @@ from payouts.security.signing import sign
 from payouts.temporal import contract, search
 from payouts.temporal.codec import codec_for, converter_for
 from payouts.temporal.codec_server import CodecServer
+from tests import attack_profiles
 from tests.support.attacks import NAN_REPORT, M, build, held, start_raw
 from tests.support.harness import Harness
 
@@ -133,6 +134,9 @@ class Drill:
             row.tried += 1
             row.refused += int((await h.result(rid)).stage is Stage.REJECTED)
         row.moved = abs(self.money("mal") - before)
+
+    async def profiles(self) -> None:
+        await attack_profiles.run(self)
 
     async def reviews(self) -> None:
         """Decisions and cancels not signed by who they claim: typed JSON, another key, a
@@ -426,7 +430,7 @@ def fresh(inp: Any) -> Any:
 # ---------------------------------------------------------------------- running it
 
 ATTACKS = ("starts", "reviews", "rail_events", "flood", "codec_server", "terminal", "edges",
-           "bank_files", "database")  # fmt: skip
+           "bank_files", "database", "profiles")  # fmt: skip
 
 
 async def drill(h: Harness, *, quick: bool) -> tuple[list[Row], int]:
