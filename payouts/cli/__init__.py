@@ -18,6 +18,7 @@ from payouts.cli import (  # noqa: F401  (each module registers its commands)
     db,
     keygen,
     ledger,
+    profile,
     rails,
     review,
     security,
