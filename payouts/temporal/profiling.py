@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -86,8 +87,11 @@ class ProfileCalls:
                 every=Every(every) if every else None,
                 minimum=parse_micros(minimum, field="minimum"),
             )
-        except ValueError as exc:
-            raise InvalidInput(str(exc).splitlines()[-1], field="auto") from None
+        except ValidationError as exc:
+            why = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+            raise InvalidInput(why, field="auto") from None
+        except ValueError as exc:  # every: not weekly or monthly
+            raise InvalidInput(f"auto.every: {exc}", field="auto.every") from None
         return await self._profile_of(user_id, ProfileAction.AUTO, auto=rule)
 
     async def stop_auto_cashout(self, user_id: str, currency: str) -> PayeeProfile:

@@ -19,7 +19,7 @@ from payouts.domain.profiles import (
     dormant_request_id,
     schedule_due,
 )
-from payouts.errors import ProfileRefused
+from payouts.errors import InvalidInput, ProfileRefused
 from payouts.security.keys import SigningKey
 from payouts.temporal.client import PayoutsClient
 from tests.support.attacks import M, build, nothing_moved, start_raw
@@ -223,3 +223,17 @@ async def test_a_dormant_balance_is_paid_to_the_default_destination(harness: Har
     assert refused.stage is Stage.REJECTED
     assert "only to the payee's default destination" in refused.status.outcome
     nothing_moved(h, "nod", refused.request_id, before)
+
+
+async def test_a_bad_standing_instruction_names_its_rule(harness: Harness) -> None:
+    """Refused in the client with the rule it breaks, before anything is sent."""
+    h = harness
+    dst = await h.client.save_destination("zed", "gift_card", "zed@example.org")
+    for fields, why in (
+        ({}, "auto: give a threshold, a schedule (every), or both"),
+        ({"every": "daily"}, "auto.every: 'daily' is not a valid Every"),
+    ):
+        with pytest.raises(InvalidInput) as caught:
+            await h.client.set_auto_cashout("zed", destination_id=dst, currency="USD", **fields)
+        assert caught.value.message == why
+    assert (await h.client.payee_profile("zed")).auto == ()
