@@ -300,6 +300,7 @@ class CashoutActivities(CashoutSteps):
                     wallet_id=inp.wallet_id,
                     amount=inp.amount,
                     currency=inp.currency,
+                    instant=inp.instant,
                 )
             )
         except RailTimeout as exc:

@@ -27,6 +27,7 @@ these where they are caught, never passed through.
     │   │   └── RailRetryAfter      rail_unavailable        RETRYABLE after `retry_after` s
     │   ├── RailTimeout             rail_timeout            RETRYABLE: ask the rail first
     │   ├── RailConflict            rail_idempotency_conflict
+    │   ├── InstantRefused          instant_refused         no instant payout here: go standard
     │   └── BankFileInvalid         bank_file_invalid       a file fails its schema
     └── SecretError                 secret_error            keys and ciphertexts
         ├── CodecError              codec_error             Temporal payload encryption
@@ -172,6 +173,13 @@ class RailConflict(RailError):
     """The idempotency key was used before with a different request (HTTP 422)."""
 
     code = "rail_idempotency_conflict"
+
+
+class InstantRefused(RailError):
+    """The rail cannot pay this destination instantly (nothing was applied): the cash-out
+    goes at standard speed."""
+
+    code = "instant_refused"
 
 
 class BankFileInvalid(RailError):

@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         WalletAccount,
         mask,
     )
+    from payouts.domain.fees import arrival_minutes
     from payouts.domain.messages import (
         Admission,
         AdmitAndReserve,
@@ -135,8 +136,8 @@ class CashoutWorkflow(CashoutRun):
         await auditor
         if rolled is not None:
             await self.roller.settle()
-            workflow.continue_as_new(
-                inp.model_copy(update={"carried": self.roller.carry(rolled.at)}),
+            workflow.continue_as_new(  # (self.inp: the standard quote, if instant fell back)
+                self.inp.model_copy(update={"carried": self.roller.carry(rolled.at)}),
                 search_attributes=workflow.info().typed_search_attributes,
             )
         return CashoutResult(
@@ -192,9 +193,8 @@ class CashoutWorkflow(CashoutRun):
                     await self.desk.await_review(why, approvals)
 
             # APPROVED: the last moment to cancel
-            self.progress.expected_arrival = workflow.now() + timedelta(
-                hours=rules.expected_arrival_hours
-            )
+            minutes = arrival_minutes(rules, q.speed)
+            self.progress.expected_arrival = workflow.now() + timedelta(minutes=minutes)
             auto = verdict is Verdict.AUTO_APPROVE
             decided = (self.progress.decision or "") if auto else "approved by review"
             self.enter(Stage.APPROVED, decided)

@@ -19,10 +19,11 @@ with workflow.unsafe.imports_passed_through():
     from payouts.domain.bounds import shown
     from payouts.domain.carried import Checkpoint, RailState
     from payouts.domain.cashout import BankAccount, Stage
+    from payouts.domain.fees import arrival_minutes
     from payouts.domain.messages import BankEnqueue, BankEvent, ReverseInput, ReversePayout
     from payouts.temporal.contract import Step
-    from payouts.temporal.interfaces import CashoutSteps
-    from workflows.steps import Run, local, rail_event_refusal
+    from payouts.temporal.interfaces import BankSteps, CashoutSteps
+    from workflows.steps import REMOTE_RETRY, Run, local, rail_event_refusal
 
 # the stages in which each thing the bank says can be true
 FITS = {
@@ -105,7 +106,22 @@ class BankRail:
             destination=dest,
             at=workflow.now(),
         )
-        if run.roller.at is not Checkpoint.RAIL:
+        if run.roller.at is not Checkpoint.RAIL and q.speed == "instant":
+            run.progress.rail_ref = await run.step(
+                lambda: workflow.execute_activity_method(
+                    BankSteps.send_instant_bank_transfer,
+                    enqueue,
+                    start_to_close_timeout=timedelta(minutes=2),
+                    retry_policy=REMOTE_RETRY,
+                )
+            )
+            if run.progress.rail_ref:
+                run.note(f"sent at once in a file of its own, reference {run.progress.rail_ref}")
+            else:
+                await run.fall_back("the payee's bank does not take instant transfers")
+                q = run.inp.quote
+                enqueue = enqueue.model_copy(update={"amount": q.net})
+        if run.roller.at is not Checkpoint.RAIL and not run.progress.rail_ref:
             run.progress.rail_ref = await run.step(
                 lambda: local(CashoutSteps.enqueue_bank_transfer, enqueue), local=True
             )
@@ -126,8 +142,8 @@ class BankRail:
                 continue
             if event.kind == "sent" and run.progress.stage is Stage.DISBURSING:
                 run.progress.batch_id = event.batch_id
-                hours = run.inp.rules.expected_arrival_hours
-                run.progress.expected_arrival = workflow.now() + timedelta(hours=hours)
+                minutes = arrival_minutes(run.inp.rules, run.inp.quote.speed)
+                run.progress.expected_arrival = workflow.now() + timedelta(minutes=minutes)
                 run.enter(Stage.SENT, f"in bank batch {event.batch_id}")
             elif event.kind == "accepted":
                 run.note("accepted by the bank")

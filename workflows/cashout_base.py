@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         WalletAccount,
     )
+    from payouts.domain.fees import arrival_minutes, quote_with_rules
     from payouts.domain.messages import (
         Admission,
         NotifyInput,
@@ -31,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         VoidInput,
         notify_platform,
     )
+    from payouts.domain.money import format_money
     from payouts.domain.profiles import ProfileFacts
     from payouts.domain.progress import Progress, details
     from payouts.domain.review import ReviewBoard
@@ -68,6 +70,26 @@ class CashoutRun:
         found = self.resolved or self.inp.request.destination
         assert not isinstance(found, SavedRef), "a saved destination is resolved at admission"
         return found
+
+    # ------------------------------------------------------------------ speed
+
+    async def fall_back(self, why: str) -> None:
+        """The rail cannot pay instantly: pay at standard speed and the standard fee, and
+        say so in the timeline and to the platform. From here on the cash-out runs on the
+        standard quote (what is booked, paid and shown)."""
+        was = self.inp.quote
+        standard = quote_with_rules(self.inp.rules, was.requested)
+        self.inp = self.inp.model_copy(update={"quote": standard})
+        minutes = arrival_minutes(self.inp.rules, "standard")
+        self.progress.expected_arrival = workflow.now() + timedelta(minutes=minutes)
+        cur = was.currency
+        note = (
+            f"instant refused: {why}; paid at standard speed, fee "
+            f"{format_money(standard.fee, cur)} instead of {format_money(was.fee, cur)}"
+        )
+        self.note(note)
+        notice = self.notification(Stage.DISBURSING, note)
+        await self.step(lambda: local(CashoutSteps.notify, notice), local=True)
 
     # ------------------------------------------------------------------ endings
 

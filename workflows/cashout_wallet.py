@@ -10,15 +10,17 @@ rules they started under.
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from payouts.domain.bounds import shown
     from payouts.domain.carried import Checkpoint, RailState
     from payouts.domain.cashout import Stage, WalletAccount
     from payouts.domain.messages import WalletEvent, WalletPayout, WalletPayoutInput
+    from payouts.errors import InstantRefused
     from payouts.temporal.contract import Step
     from payouts.temporal.interfaces import CashoutSteps
-    from workflows.steps import Run, rail_event_refusal, remote
+    from workflows.steps import Run, error_types, rail_event_refusal, reason, remote
 
 WALLET_PATIENCE = timedelta(minutes=2)  # wait this long for a webhook before asking
 FINAL = ("completed", "failed")
@@ -86,9 +88,10 @@ class WalletRail:
             wallet_id=dest.wallet_id,
             amount=q.net,
             currency=q.currency,
+            instant=q.speed == "instant",
         )
         if run.roller.at is not Checkpoint.RAIL:
-            payout = await run.step(lambda: remote(CashoutSteps.send_wallet_payout, send))
+            payout = await self._send(send)
             run.progress.rail_ref = payout.id
             lookup = " (an ambiguous answer was resolved by asking the provider)"
             run.enter(
@@ -125,6 +128,22 @@ class WalletRail:
             why = self.final.failure_reason or "no reason"
             await run.end(Stage.FAILED, f"the wallet provider failed the payout: {why}")
         run.note("wallet provider confirmed the payout")
+
+    async def _send(self, send: WalletPayoutInput) -> WalletPayout:
+        """Send; an instant payout the provider refuses goes again at standard speed (its
+        own idempotency key: the provider applied nothing under the first)."""
+        run = self.run
+        try:
+            return await run.step(lambda: remote(CashoutSteps.send_wallet_payout, send))
+        except FailureError as err:
+            if not send.instant or InstantRefused.code not in error_types(err):
+                raise
+            why = reason(err)
+        await run.fall_back(why)
+        standard = send.model_copy(
+            update={"key": send.key + ":standard", "amount": run.inp.quote.net, "instant": False}
+        )
+        return await run.step(lambda: remote(CashoutSteps.send_wallet_payout, standard))
 
     def _final_waiting(self) -> bool:
         """Does the inbox hold a final answer to check? (Not one that is a duplicate.)"""

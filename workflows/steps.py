@@ -88,6 +88,17 @@ def reason(err: FailureError) -> str:
     return str(getattr(inner, "message", inner))
 
 
+def error_types(err: FailureError) -> set[str]:
+    """The types of the application errors in the chain (a domain error's code is one)."""
+    found: set[str] = set()
+    inner: object = err
+    while inner is not None:
+        if getattr(inner, "type", None):
+            found.add(str(getattr(inner, "type")))  # noqa: B009
+        inner = getattr(inner, "cause", None)
+    return found
+
+
 class Rolls(Protocol):
     """Continue-as-new at the long waits (`workflows.cashout_roll.Roller`)."""
 
@@ -113,6 +124,10 @@ class Run(Protocol):
     def roller(self) -> Rolls: ...
 
     def step(self, make: Callable[[], Awaitable[T]], *, local: bool = False) -> Awaitable[T]: ...
+
+    async def fall_back(self, why: str) -> None:
+        """Instant refused by the rail: go on at standard speed and fee."""
+        ...
 
     def enter(self, stage: Stage, note: str) -> None: ...
 

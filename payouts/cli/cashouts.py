@@ -22,7 +22,9 @@ from payouts.cli.common import (
 )
 from payouts.domain import validation
 from payouts.domain.cashout import CashoutStatus
+from payouts.domain.fees import Speed
 from payouts.domain.money import get_currency
+from payouts.errors import InvalidInput
 from payouts.temporal.starting import Ticket
 
 
@@ -43,6 +45,8 @@ def _show_status(s: CashoutStatus) -> None:
         table.add_row("gift cards", " + ".join(money(c, cur) for c in s.cards))
     if s.identity:
         table.add_row("identity", s.identity)
+    if s.verification:
+        table.add_row("verification of payee", s.verification.replace("_", " "))
     if s.risk_score is not None:
         table.add_row("risk", f"{s.risk_score}: " + ("; ".join(s.risk_reasons) or "-"))
     if s.decision:
@@ -93,6 +97,9 @@ def cashout(
     request_id: Annotated[
         str | None, typer.Option(help="Idempotency key; default: a new id (printed).")
     ] = None,
+    speed: Annotated[
+        str, typer.Option(help="standard, or instant (where the policy offers it).")
+    ] = "standard",
     wait: Annotated[bool, typer.Option(help="Wait until the cash-out ends.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -103,6 +110,9 @@ def cashout(
     code = get_currency(currency, field="--currency").code
     requested = requested_amount(amount, user, code)
     rid = request_id or uuid.uuid4().hex[:16]
+    if speed not in ("standard", "instant"):
+        raise InvalidInput("--speed: must be standard or instant", field="speed")
+    chosen: Speed = "instant" if speed == "instant" else "standard"
 
     async def go() -> tuple[Ticket, CashoutStatus | None]:
         client = await _client(as_platform=True)
@@ -115,6 +125,7 @@ def cashout(
             destination=destination,
             holder=holder,
             bic=bic,
+            speed=chosen,
         )
         final = await client.wait(rid) if wait else None
         return ticket, final
@@ -134,8 +145,8 @@ def cashout(
     verb = "already exists" if ticket.existing else "started"
     out.print(
         f"cash-out {ticket.request_id} {verb} (workflow {ticket.workflow_id}): "
-        f"{money(q.gross, q.currency)} by {q.method.value}, fee {money(q.fee, q.currency)},"
-        f" payee receives {money(q.net, q.currency)}"
+        f"{money(q.gross, q.currency)} by {q.method.value} ({q.speed}), fee "
+        f"{money(q.fee, q.currency)}, payee receives {money(q.net, q.currency)}"
     )
     if final:
         _show_status(final)

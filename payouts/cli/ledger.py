@@ -20,6 +20,7 @@ from rich.text import Text
 
 from payouts.cli.common import JsonOpt, app, emit_json, env, err, money, out, requested_amount
 from payouts.domain import validation
+from payouts.domain.fees import arrival_minutes
 from payouts.domain.fees import quote as make_quote
 from payouts.domain.money import format_micros, get_currency, parse_micros
 from payouts.errors import InvalidInput
@@ -184,10 +185,16 @@ def quote(
     code = get_currency(currency, field="--currency").code
     requested = requested_amount(amount, user, code)
     q = make_quote(env.policy, method, code, requested)
+    rules = env.policy.rules_for(q.method, code)
+    instant = make_quote(env.policy, method, code, requested, "instant") if rules.instant else None
     available = env.ledger.balance(user, code).available
     covered = available >= q.gross
     if json_out:
-        emit_json(q.model_dump(mode="json") | {"available": available, "covered": covered})
+        emit_json(
+            q.model_dump(mode="json")
+            | {"available": available, "covered": covered}
+            | {"instant": instant.model_dump(mode="json") if instant else None}
+        )
         return
     table = Table(title=f"Quote for {user}: {q.method.value} in {code}", show_header=False)
     table.add_column("what")
@@ -197,6 +204,11 @@ def quote(
     table.add_row("fee", money(q.fee, code))
     table.add_row("you receive (net)", money(q.net, code))
     table.add_row("stays in your balance", money(q.remainder, code))
+    table.add_row("arrives within", _within(arrival_minutes(rules, "standard")))
+    if instant is not None:
+        table.add_row("or instantly: fee", money(instant.fee, code))
+        table.add_row("instantly: you receive", money(instant.net, code))
+        table.add_row("instantly: arrives within", _within(arrival_minutes(rules, "instant")))
     if q.cards:
         table.add_row("gift cards", " + ".join(money(c, code) for c in q.cards))
     table.add_row("available now", money(available, code))
@@ -241,3 +253,7 @@ def audit(json_out: JsonOpt = False) -> None:
             out.print("books balance: every currency conserves, every transaction sums to zero")
     if problems:
         raise typer.Exit(1)
+
+
+def _within(minutes: int) -> str:
+    return f"{minutes} minutes" if minutes < 120 else f"{minutes // 60} hours"

@@ -49,6 +49,7 @@ def refusal(
             method=req.method,
             destination=req.destination,
             quote=req.quote,
+            speed=req.speed,
             now=inp.requested_at,
             registry=registry,
         )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from payouts.domain.fees import Quote
+from payouts.domain.fees import Quote, Speed
 from payouts.domain.policy import CashoutRules, Method
 
 if TYPE_CHECKING:
@@ -104,6 +104,7 @@ class CashoutRequest(Frozen):
     method: Method
     destination: Destination
     quote: Quote | None = None
+    speed: Speed = "standard"  # "instant": paid in minutes, at the instant fee
 
 
 class CashoutInput(Frozen):

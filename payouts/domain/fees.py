@@ -11,12 +11,15 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from payouts.domain.money import check_micros, format_money, get_currency, split_minor
 from payouts.domain.policy import CashoutRules, Method, Policy, fee_for
 from payouts.errors import QuoteRefused
+
+Speed = Literal["standard", "instant"]
 
 
 class Quote(BaseModel):
@@ -36,23 +39,29 @@ class Quote(BaseModel):
     cards: tuple[int, ...] = ()
     # Set by the client when it shows the quote; a quote stays honoured for 15 minutes.
     quoted_at: datetime | None = None
+    # "instant": the method's instant fees, paid in minutes (where the policy offers it)
+    speed: Speed = "standard"
 
 
-def quote(policy: Policy, method: Method | str, currency: str, requested: int) -> Quote:
+def quote(
+    policy: Policy, method: Method | str, currency: str, requested: int, speed: Speed = "standard"
+) -> Quote:
     """Quote a cash-out of `requested` micros by `method` in `currency` under `policy`."""
-    return quote_with_rules(policy.rules_for(method, currency), requested)
+    return quote_with_rules(policy.rules_for(method, currency), requested, speed)
 
 
-def quote_with_rules(rules: CashoutRules, requested: int) -> Quote:
+def quote_with_rules(rules: CashoutRules, requested: int, speed: Speed = "standard") -> Quote:
     check_micros(requested, field="amount", allow_zero=False)
     cur = rules.currency
+    if speed == "instant" and rules.instant is None:
+        raise QuoteRefused(f"speed: instant is not offered for {rules.method.value} in {cur}")
     if rules.method is Method.GIFT_CARD:
         cards = best_card_combination(rules.denominations, requested)
         gross = sum(cards)
     else:
         cards = ()
         gross, _ = split_minor(requested, cur)
-    fees = rules.fees
+    fees = rules.instant.fees if speed == "instant" and rules.instant else rules.fees
     minimum = max(rules.currency_rules.min_cashout, fees.min_amount)
     if gross < minimum:
         shown = format_money(requested, cur)
@@ -82,7 +91,15 @@ def quote_with_rules(rules: CashoutRules, requested: int) -> Quote:
         net=gross - fee,
         remainder=requested - gross,
         cards=cards,
+        speed=speed,
     )
+
+
+def arrival_minutes(rules: CashoutRules, speed: Speed) -> int:
+    """How long after approval the payee should have the money, at this speed."""
+    if speed == "instant" and rules.instant is not None:
+        return rules.instant.expected_arrival_minutes
+    return rules.expected_arrival_hours * 60
 
 
 def best_card_combination(faces: tuple[int, ...], amount: int) -> tuple[int, ...]:

@@ -175,6 +175,7 @@ class WalletPayoutInput(Frozen):
     wallet_id: str
     amount: int  # net, micros
     currency: str
+    instant: bool = False  # the provider's instant flag
 
 
 class WalletPayout(Frozen):

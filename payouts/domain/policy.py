@@ -99,6 +99,13 @@ class BatchingPolicy(_Frozen):
     costs: dict[str, BatchCost]
 
 
+class InstantSpeed(_Frozen):
+    """The instant speed of a method in one currency: its own fees, paid in minutes."""
+
+    fees: FeeSchedule
+    expected_arrival_minutes: Annotated[int, Field(gt=0, le=1440, strict=True)]
+
+
 class MethodPolicy(_Frozen):
     enabled: bool = True
     rounding: Rounding = Rounding.CEILING
@@ -111,6 +118,8 @@ class MethodPolicy(_Frozen):
     # A saved destination of this method added or changed less than this long ago sends
     # its cash-outs to review (`payouts.domain.profiles`).
     cooloff_hours: Annotated[int, Field(ge=0, le=24 * 30, strict=True)] = 0
+    # The instant speed, per currency where it is offered (the standard one is `fees`).
+    instant: dict[str, InstantSpeed] = Field(default_factory=dict)
 
 
 class CurrencyPolicy(_Frozen):
@@ -298,6 +307,7 @@ class Policy(_Frozen):
             reviewer_keys={r.id: r.public_key for r in self.reviewers if r.public_key},
             batch_cutoff_minutes=mp.batching.cutoff_minutes if mp.batching else None,
             return_window_days=mp.batching.return_window_days if mp.batching else 0,
+            instant=mp.instant.get(code),
         )
 
 
@@ -321,6 +331,7 @@ class CashoutRules(_Frozen):
     reviewer_keys: dict[str, str] = Field(default_factory=dict)
     batch_cutoff_minutes: int | None = None
     return_window_days: int = 0
+    instant: InstantSpeed | None = None  # the instant speed, where it is offered
 
 
 def fee_for(fees: FeeSchedule, rounding: Rounding, currency: str, gross: int) -> int:

@@ -117,6 +117,8 @@ def details(inp: CashoutInput, p: Progress, board: ReviewBoard) -> str:
     ]
     if p.risk is not None:
         lines.append(f"- risk score {p.risk.score}: {'; '.join(p.risk.reasons) or '-'}")
+    if p.verification is not None:
+        lines.append(f"- Verification of Payee: {p.verification.replace('_', ' ')}")
     if p.stage is Stage.AWAITING_REVIEW:
         rid = inp.request.request_id
         lines.append(

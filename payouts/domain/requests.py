@@ -25,7 +25,7 @@ from payouts.domain.cashout import (
     SavedRef,
     WalletAccount,
 )
-from payouts.domain.fees import Quote, quote_with_rules
+from payouts.domain.fees import Quote, Speed, quote_with_rules
 from payouts.domain.money import check_micros, get_currency
 from payouts.domain.policy import Method, Policy
 from payouts.errors import InvalidInput, QuoteRefused
@@ -175,12 +175,13 @@ def honoured(
     registry: Callable[[str], Policy | None] | None,
 ) -> Quote:
     """The quote a cash-out charges: the one shown to the payee, if it may be honoured."""
-    if (quote.method, quote.currency, quote.requested) != (
+    if (quote.method, quote.currency, quote.requested, quote.speed) != (
         fresh.method,
         fresh.currency,
         fresh.requested,
+        fresh.speed,
     ):
-        raise QuoteRefused("quote: it was given for another amount, method or currency")
+        raise QuoteRefused("quote: it was given for another amount, method, currency or speed")
     if quote.quoted_at is not None and quote.quoted_at > now + QUOTE_CLOCK_SKEW:
         raise QuoteRefused("quote.quoted_at: in the future")
     if _figures(quote) == _figures(fresh):
@@ -200,7 +201,7 @@ def honoured(
     if then is None:
         raise QuoteRefused(f"quote: policy version {quote.policy_version!r} is not registered")
     rules = then.rules_for(quote.method, quote.currency)
-    if _figures(quote) != _figures(quote_with_rules(rules, quote.requested)):
+    if _figures(quote) != _figures(quote_with_rules(rules, quote.requested, quote.speed)):
         raise QuoteRefused(
             f"quote: its figures are not what policy version {quote.policy_version} gives"
         )
@@ -223,6 +224,7 @@ def build_input(
     holder: str | None = None,
     bic: str | None = None,
     quote: Quote | None = None,
+    speed: Speed = "standard",
     now: datetime,
     registry: Callable[[str], Policy | None] | None = None,
 ) -> CashoutInput:
@@ -241,7 +243,9 @@ def build_input(
     m = method_of(method)
     dest = destination_for(m, destination, holder=holder, bic=bic)
     rules = policy.rules_for(m, code)
-    fresh = quote_with_rules(rules, amount)
+    if speed not in ("standard", "instant"):
+        raise InvalidInput("speed: must be standard or instant", field="speed")
+    fresh = quote_with_rules(rules, amount, speed)
     if quote is not None:
         fresh = honoured(quote, fresh, now=now, registry=registry)
     request = CashoutRequest(
@@ -252,5 +256,6 @@ def build_input(
         method=m,
         destination=dest,
         quote=quote,
+        speed=speed,
     )
     return CashoutInput(request=request, quote=fresh, rules=rules, requested_at=now)

@@ -54,6 +54,8 @@ def request_digest(inp: CashoutInput) -> str:
         "destination": destination_digest(req.destination),
         "policy_version": inp.rules.policy_version,
     }
+    if q.speed != "standard":  # (the digests of standard cash-outs are as before speeds)
+        fields["speed"] = q.speed
     return hashlib.sha256(canonical("request-digest", fields)).hexdigest()
 
 
@@ -61,8 +63,21 @@ def request_message(request: CashoutRequest, requested_at: datetime) -> bytes:
     """What the platform signs to start a cash-out."""
     return canonical(
         "cashout-request",
-        {"request": request.model_dump(mode="json"), "requested_at": requested_at.isoformat()},
+        {"request": _signed_fields(request), "requested_at": requested_at.isoformat()},
     )
+
+
+def _signed_fields(request: CashoutRequest) -> dict[str, Any]:
+    """The request as signed. A standard speed is left out (of the request and its quote),
+    so a standard request signs the same bytes as before there were speeds: clients and
+    cash-outs of the release before keep verifying."""
+    fields = request.model_dump(mode="json")
+    if fields.get("speed") == "standard":
+        del fields["speed"]
+    quote = fields.get("quote")
+    if isinstance(quote, dict) and quote.get("speed") == "standard":
+        del quote["speed"]
+    return fields
 
 
 def auto_request_message(request: CashoutRequest, requested_at: datetime) -> bytes:
@@ -70,7 +85,7 @@ def auto_request_message(request: CashoutRequest, requested_at: datetime) -> byt
     its own: a platform signature can never pass for one, nor the other way round)."""
     return canonical(
         "auto-cashout-request",
-        {"request": request.model_dump(mode="json"), "requested_at": requested_at.isoformat()},
+        {"request": _signed_fields(request), "requested_at": requested_at.isoformat()},
     )
 
 

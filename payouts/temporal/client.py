@@ -32,7 +32,7 @@ from payouts.domain.cashout import (
     CashoutStatus,
     Signed,
 )
-from payouts.domain.fees import Quote, quote_with_rules
+from payouts.domain.fees import Quote, Speed, quote_with_rules
 from payouts.domain.money import get_currency
 from payouts.domain.policy import Method, Policy
 from payouts.domain.requests import build_input, method_of
@@ -96,10 +96,20 @@ class PayoutsClient(ReviewerCalls, ProfileCalls):
 
     # ------------------------------------------------------------------ platform
 
-    def quote(self, amount: int, method: Method | str, currency: str) -> Quote:
+    def quote(
+        self, amount: int, method: Method | str, currency: str, speed: Speed = "standard"
+    ) -> Quote:
         """The quote to show the payee; pass it to `request_cashout` to have it honoured."""
         rules = self.policy.rules_for(method_of(method), get_currency(currency).code)
-        return quote_with_rules(rules, amount).model_copy(update={"quoted_at": datetime.now(UTC)})
+        now = datetime.now(UTC)
+        return quote_with_rules(rules, amount, speed).model_copy(update={"quoted_at": now})
+
+    def quote_options(self, amount: int, method: Method | str, currency: str) -> list[Quote]:
+        """Both speeds where the policy offers instant (standard first): what the payee
+        chooses between, each with its fee and net."""
+        rules = self.policy.rules_for(method_of(method), get_currency(currency).code)
+        speeds: list[Speed] = ["standard", "instant"] if rules.instant else ["standard"]
+        return [self.quote(amount, method, currency, speed) for speed in speeds]
 
     async def request_cashout(
         self,
@@ -113,6 +123,7 @@ class PayoutsClient(ReviewerCalls, ProfileCalls):
         holder: str | None = None,
         bic: str | None = None,
         quote: Quote | None = None,
+        speed: Speed = "standard",
         requested_at: datetime | None = None,
     ) -> Ticket:
         """Start a cash-out. A repeated request id returns the existing run (same content)
@@ -130,6 +141,7 @@ class PayoutsClient(ReviewerCalls, ProfileCalls):
             holder=holder,
             bic=bic,
             quote=quote,
+            speed=quote.speed if quote is not None else speed,
             now=requested_at or datetime.now(UTC),
         )
         if self.platform_key is not None:

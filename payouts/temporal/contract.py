@@ -64,6 +64,7 @@ class Activity:
     BANK_SIGNALS: Final = "bank_signals"
     MARK_BANK_SIGNALLED: Final = "mark_bank_signalled"
     APPLY_LATE_BANK_EVENT: Final = "apply_late_bank_event"
+    SEND_INSTANT_BANK_TRANSFER: Final = "send_instant_bank_transfer"  # a cash-out's, at once
     # payees: profiles and the automatic cash-out sweep
     APPLY_PROFILE_CHANGE: Final = "apply_profile_change"
     SWEEP_AUTO_CASHOUTS: Final = "sweep_auto_cashouts"

@@ -122,6 +122,10 @@ class BankSteps:
     def apply_late_bank_event(self, signal: BankSignal) -> str:
         raise NotImplementedError
 
+    @activity.defn(name=A.SEND_INSTANT_BANK_TRANSFER)
+    def send_instant_bank_transfer(self, inp: BankEnqueue) -> str:
+        raise NotImplementedError
+
 
 class OpsSteps:
     """Operations: deliver the platform's notifications, reconcile a day."""

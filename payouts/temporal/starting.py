@@ -33,7 +33,8 @@ class Ticket:
 
 def request_fingerprint(inp: CashoutInput) -> str:
     """What makes two requests with one id the same request (content, not timing)."""
-    body = inp.request.model_dump_json(exclude={"quote"})
+    leave_out = {"quote", "speed"} if inp.request.speed == "standard" else {"quote"}
+    body = inp.request.model_dump_json(exclude=leave_out)  # (standard: as before speeds)
     return hashlib.sha256(body.encode()).hexdigest()[:32]
 
 

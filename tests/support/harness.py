@@ -18,6 +18,7 @@ from payouts.config.settings import Settings
 from payouts.devstack.embedded import embedded_stack, platform_client
 from payouts.devstack.stack import Sidecars, resolve_ports, sidecars
 from payouts.domain.cashout import CashoutResult, CashoutStatus, Stage
+from payouts.domain.fees import Speed
 from payouts.domain.money import parse_micros
 from payouts.ledger import EarningRow
 from payouts.rails.platform.sandbox import PlatformSandbox
@@ -127,6 +128,7 @@ class Harness:
         currency: str = "USD",
         holder: str | None = None,
         request_id: str | None = None,
+        speed: Speed = "standard",
     ) -> Ticket:
         """Start a cash-out as the platform would. A bank payee the test has not registered
         with the identity sandbox is a verified person named as the account holder (a
@@ -141,6 +143,7 @@ class Harness:
             method=method,
             destination=destination,
             holder=holder,
+            speed=speed,
             requested_at=await self.env.get_current_time(),
         )
 

@@ -266,7 +266,7 @@ def test_build_input_honours_a_recent_quote(policy: Policy) -> None:
             quote=older,
             now=NOW + timedelta(minutes=16),
         )
-    with pytest.raises(QuoteRefused, match="another amount, method or currency"):
+    with pytest.raises(QuoteRefused, match="another amount, method, currency or speed"):
         build_input(
             policy,
             request_id="r1",
@@ -306,3 +306,38 @@ def test_request_fields_are_checked(
     args[field] = value
     with pytest.raises((InvalidInput, QuoteRefused), match=message):
         build_input(policy, now=NOW, **args)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ speeds
+
+
+def test_instant_has_its_own_fee_and_is_refused_where_not_offered(policy: Policy) -> None:
+    standard = quote(policy, "wallet", "USD", 40_000_000)
+    instant = quote(policy, "wallet", "USD", 40_000_000, "instant")
+    assert (standard.fee, instant.fee) == (700_000, 1_250_000)  # 0.10 + 1.5% / 0.25 + 2.5%
+    assert instant.gross == standard.gross and instant.speed == "instant"
+    with pytest.raises(QuoteRefused, match="speed: instant is not offered for gift_card in USD"):
+        quote(policy, "gift_card", "USD", 40_000_000, "instant")
+
+
+def test_a_standard_request_signs_the_bytes_it_signed_before_speeds(policy: Policy) -> None:
+    """Clients and cash-outs of the release before keep verifying: a standard request's
+    message and digest leave the speed out; an instant one's include it."""
+    from payouts.domain.trust import request_digest, request_message
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    args = {"request_id": "r-1", "user_id": "u", "amount": 40_000_000, "currency": "USD",
+            "method": "wallet", "destination": "u@example.org", "now": now}  # fmt: skip
+    standard = build_input(policy, **args)  # type: ignore[arg-type]
+    shown = quote(policy, "wallet", "USD", 40_000_000)
+    with_quote = build_input(policy, **args, quote=shown)  # type: ignore[arg-type]
+    instant = build_input(policy, **args, speed="instant")  # type: ignore[arg-type]
+    for inp in (standard, with_quote):
+        assert b"speed" not in request_message(inp.request, now)
+    assert b'"speed":"instant"' in request_message(instant.request, now).replace(b" ", b"")
+    assert request_digest(standard) != request_digest(instant)
+    # the digest binds who, how much (gross), how, where and the speed; not the fee
+    relabelled = instant.quote.model_copy(update={"speed": "standard"})
+    assert request_digest(standard.model_copy(update={"quote": relabelled})) == request_digest(
+        standard
+    )

@@ -94,12 +94,24 @@ def enqueue(
     bic: str | None,
     holder_name: str,
     at: datetime,
+    instant: bool = False,
 ) -> str:
-    """Queue a transfer for the next batch; idempotent by workflow id."""
+    """Queue a transfer for the next batch; idempotent by workflow id. `instant`: in a
+    batch of its own at once (SEPA Instant style; its file is sent by the caller)."""
     e2e = end_to_end_id(workflow_id)
     with db.write_connection() as conn:
         if conn.execute(select(_ITEM.c.end_to_end_id).where(_ITEM.c.end_to_end_id == e2e)).first():
             return e2e
+        batch_id = None
+        if instant:
+            batch_id = f"I{at:%Y%m%d%H%M%S}{e2e[-12:]}"
+            conn.execute(
+                insert(_BATCH).values(
+                    id=batch_id, currency=currency, created_at=to_epoch_us(at), items=1,
+                    total=amount, file_name=f"{batch_id}.pain.001.xml", status="created",
+                    unbatched_cost=0, batch_cost=0, fee_saved=0,
+                )
+            )  # fmt: skip
         conn.execute(
             insert(_ITEM).values(
                 end_to_end_id=e2e,
@@ -111,7 +123,8 @@ def enqueue(
                 iban=iban,
                 bic=bic,
                 holder_name=holder_name,
-                status="queued",
+                status="sent" if instant else "queued",
+                batch_id=batch_id,
                 queued_at=to_epoch_us(at),
                 updated_at=to_epoch_us(at),
                 signalled="",

@@ -29,6 +29,10 @@ class Bank(Protocol):
         """Hand a pain.001 file to the bank (it takes a message id once)."""
         ...
 
+    def instant_reachable(self, iban: str) -> bool:
+        """Does the payee's bank take instant transfers (the scheme's reachability check)?"""
+        ...
+
     def fetch(self, as_of: datetime) -> list[tuple[str, bytes]]:
         """Every report (pain.002, camt.054) not acknowledged yet, as (file name, XML)."""
         ...

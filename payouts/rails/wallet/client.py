@@ -15,7 +15,13 @@ from typing import Any
 import aiohttp
 
 from payouts.domain.money import MICROS_PER_UNIT, format_micros
-from payouts.errors import RailConflict, RailRetryAfter, RailTimeout, RailTransientError
+from payouts.errors import (
+    InstantRefused,
+    RailConflict,
+    RailRetryAfter,
+    RailTimeout,
+    RailTransientError,
+)
 from payouts.rails.wallet.port import WalletPayoutRecord
 
 
@@ -38,14 +44,23 @@ class WalletClient:
         self.timeout = aiohttp.ClientTimeout(total=timeout)
 
     async def send(
-        self, *, key: str, reference: str, wallet_id: str, amount: int, currency: str
+        self,
+        *,
+        key: str,
+        reference: str,
+        wallet_id: str,
+        amount: int,
+        currency: str,
+        instant: bool = False,
     ) -> WalletPayoutRecord:
-        body = {
+        body: dict[str, object] = {
             "reference": reference,
             "wallet_id": wallet_id,
             "amount": format_micros(amount, currency),
             "currency": currency,
         }
+        if instant:  # (a standard payout's body is as it always was: same idempotency)
+            body["instant"] = True
         try:
             async with (
                 aiohttp.ClientSession(timeout=self.timeout, headers=self.headers) as http,
@@ -56,6 +71,8 @@ class WalletClient:
                 data = await resp.json(content_type=None)
                 if resp.status in (200, 201):
                     return _record(data)
+                if resp.status == 422 and data.get("error") == "instant_unavailable":
+                    raise InstantRefused(f"wallet provider: {data.get('message', 'no instant')}")
                 if resp.status == 422:
                     raise RailConflict(f"wallet provider: {data.get('message', 'conflict')} (422)")
                 if resp.status == 429:

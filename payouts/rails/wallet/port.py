@@ -26,9 +26,17 @@ class WalletPayoutRecord:
 
 class WalletProvider(Protocol):
     async def send(
-        self, *, key: str, reference: str, wallet_id: str, amount: int, currency: str
+        self,
+        *,
+        key: str,
+        reference: str,
+        wallet_id: str,
+        amount: int,
+        currency: str,
+        instant: bool = False,
     ) -> WalletPayoutRecord:
-        """Pay; `RailTimeout` when the answer is lost (ask `find` before sending again)."""
+        """Pay; `RailTimeout` when the answer is lost (ask `find` before sending again);
+        `InstantRefused` when an instant payout is not possible for this wallet."""
         ...
 
     async def find(self, key: str) -> WalletPayoutRecord | None:

@@ -5,6 +5,8 @@ API (JSON, `Authorization: Bearer <key>`):
 - `POST /v1/payouts` with an `Idempotency-Key` header and `{reference, wallet_id, amount,
   currency}`: 201 with the payout (status `pending`). The same key and body returns the
   first response again; the same key with another body is `422 idempotency_key_reused`.
+  `"instant": true` asks for an instant payout: wallets `noinstant...` answer `422
+  instant_unavailable` (nothing applied).
 - `GET /v1/payouts/{id}`, `GET /v1/payouts?idempotency_key=K`, `GET /v1/payouts?day=D`.
 
 Completion is asynchronous: when a payout completes (or fails: wallet ids starting with
@@ -148,6 +150,8 @@ class WalletSandbox:
             fields = (str(body["reference"]), str(body["wallet_id"]), str(body["currency"]))
         except (ValueError, KeyError, TypeError, InvalidOperation, json.JSONDecodeError):
             return _error(400, "invalid_request", "reference, wallet_id, amount, currency")
+        if body.get("instant") is True and fields[1].startswith("noinstant"):
+            return _error(422, "instant_unavailable", "this wallet takes no instant payouts")
         calls = await asyncio.to_thread(self._count_call, key)
         f = self.faults
         if self._chance(key, calls, "error") < f.error_rate:
@@ -161,11 +165,7 @@ class WalletSandbox:
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         status, payout = await asyncio.to_thread(self._apply, key, digest, fields, str(amount))
         if status == 422:
-            return _error(
-                422,
-                "idempotency_key_reused",
-                "this Idempotency-Key was used with a different request",
-            )
+            return _error(422, "idempotency_key_reused", "this key was used for another request")
         if self._chance(key, calls, "timeout") < f.timeout_rate:
             self.injected["timeout"] += 1
             await asyncio.sleep(f.timeout_seconds)  # applied; the caller has given up by now
