@@ -10,6 +10,7 @@ from payouts.domain.cashout import Stage
 from payouts.rails.bank import book
 from payouts.rails.bank.vop import INITIALS, OTHER_NAME, UNAVAILABLE
 from payouts.temporal import contract
+from tests.e2e.test_cli_cashout import in_thread
 from tests.support.harness import Harness
 
 
@@ -20,6 +21,10 @@ async def test_a_close_match_is_reviewed_with_the_banks_name(harness: Harness) -
     status = await h.wait_stage(ticket.request_id, Stage.AWAITING_REVIEW)
     assert status.verification == "close_match"
     assert status.decision is not None and "the bank holds 'V. Ode'" in status.decision
+    shown = await in_thread(h, h.stack.settings.data_dir, "status", ticket.request_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "verification of payee" in shown.stdout and "close match" in shown.stdout
+    assert "V. Ode" in shown.stdout  # the reviewer reads the bank's name
     await h.client.approve(ticket.request_id, reviewer="carol")
     await h.wait_for(ticket.request_id, lambda s: any("queued" in e.note for e in s.timeline))
 
