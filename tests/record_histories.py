@@ -95,6 +95,7 @@ async def record(out: Path) -> None:
                     await save(env, out, name, workflow_id)
                 ids |= await record_later_kinds(h, env, out)
                 ids |= await record_profile_kinds(h, env, out)
+                ids |= await record_speed_kinds(h, env, out)
                 (out / "workflow_ids.json").write_text(
                     json.dumps(ids, indent=2, sort_keys=True) + "\n"
                 )
@@ -189,6 +190,35 @@ async def record_profile_kinds(h: Harness, env: WorkflowEnvironment, out: Path) 
         "saved_cooloff_review": cooling.workflow_id,
     }
     for name, workflow_id in ids.items():  # (the close match stays open: queued for a cutoff)
+        await save(env, out, name, workflow_id)
+    return ids
+
+
+async def record_speed_kinds(h: Harness, env: WorkflowEnvironment, out: Path) -> dict[str, str]:
+    """Kinds of run added with speed tiers: a wallet paid instantly, a wallet whose provider
+    refused instant (paid at standard speed), a bank transfer sent instantly in a file of
+    its own and booked."""
+    for user in ("ina", "ino", "inb"):
+        h.fund(user, "200.00")
+    wallet = await h.cashout("ina", "40", "wallet", "ina@example.org", speed="instant")
+    refused = await h.cashout("ino", "40", "wallet", "noinstant.ino@example.org", speed="instant")
+    bank = await h.cashout(
+        "inb", "50", "bank_transfer", sandbox_iban("2121"), holder="Ina Bee", speed="instant"
+    )
+    await h.wait_for(
+        bank.request_id, lambda s: any("file of its own" in e.note for e in s.timeline)
+    )
+    await asyncio.sleep(1.2)  # the sandbox bank's answer
+    await h.run_workflow("BankReportsWorkflow")
+    await h.wait_stage(bank.request_id, Stage.PAID)
+    for ticket in (wallet, refused):
+        await h.client.wait(ticket.request_id)
+    ids = {
+        "wallet_instant": wallet.workflow_id,
+        "wallet_instant_fell_back": refused.workflow_id,
+        "bank_instant": bank.workflow_id,  # open: its return window
+    }
+    for name, workflow_id in ids.items():
         await save(env, out, name, workflow_id)
     return ids
 
