@@ -165,7 +165,8 @@ class WalletSandbox:
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         status, payout = await asyncio.to_thread(self._apply, key, digest, fields, str(amount))
         if status == 422:
-            return _error(422, "idempotency_key_reused", "this key was used for another request")
+            why = "this Idempotency-Key was used with a different request"
+            return _error(422, "idempotency_key_reused", why)
         if self._chance(key, calls, "timeout") < f.timeout_rate:
             self.injected["timeout"] += 1
             await asyncio.sleep(f.timeout_seconds)  # applied; the caller has given up by now
