@@ -1,4 +1,5 @@
-"""`python -m bench [--only ledger,cashout] [--rows N]`: print every benchmark table."""
+"""`python -m bench [--only ledger,cashout,sweep] [--rows N] [--payees N]`: print every
+benchmark table."""
 
 from __future__ import annotations
 
@@ -12,11 +13,25 @@ from bench.common import postgres_reachable
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench")
-    parser.add_argument("--only", default="ledger,cashout", help="comma list of: ledger, cashout")
+    parser.add_argument(
+        "--only", default="ledger,cashout,sweep", help="comma list of: ledger, cashout, sweep"
+    )
     parser.add_argument("--serial", type=int, default=60, help="cash-outs run one at a time")
     parser.add_argument("--load", type=int, default=400, help="cash-outs run under load")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument(
+        "--payees",
+        type=int,
+        default=int(os.environ.get("BENCH_SWEEP_PAYEES", 100_000)),
+        help="opted-in payees the automatic cash-out sweep pages through",
+    )
+    parser.add_argument(
+        "--sweep-due", type=float, default=0.002, help="fraction of them due (started)"
+    )
+    parser.add_argument(
+        "--sweep-db", default="sqlite,postgresql", help="ledger databases the sweep runs on"
+    )
     args = parser.parse_args()
     only = set(args.only.split(","))
     kinds = ["sqlite"] + (["postgresql"] if postgres_reachable() else [])
@@ -36,6 +51,12 @@ def main() -> int:
 
         print()
         print(ledger_bench.run(kinds, args.rows, args.users), flush=True)
+    if "sweep" in only:
+        from bench import sweep_bench
+
+        print()
+        sweep_kinds = [k for k in kinds if k in args.sweep_db.split(",")]
+        print(sweep_bench.run(sweep_kinds, args.payees, args.sweep_due), flush=True)
     return 0
 
 
