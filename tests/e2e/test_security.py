@@ -70,8 +70,9 @@ async def test_histories_hold_no_personal_data_in_clear(harness: Harness) -> Non
         user_id="pgc",
         at=_now(),
     )
+    # (the poor payee's balance as a refusal would show it: digits alone match timestamps)
     secrets = [iban, closed, "Secretname", "Closedacct", "+4915199998888", "hidden.mailbox",
-               "secretwallet", card.code, "3.21"]  # fmt: skip
+               "secretwallet", card.code, "3.21 USD"]  # fmt: skip
     plain = await Client.connect(
         h.temporal.service_client.config.target_host, data_converter=pydantic_data_converter
     )
