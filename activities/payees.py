@@ -10,6 +10,7 @@ service key as an automatic one; admission then checks it against the payee's ow
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -46,6 +47,8 @@ from payouts.store import security_log
 from payouts.temporal import contract
 from payouts.temporal.contract import Activity as A
 from payouts.temporal.interfaces import PayeeSteps
+
+HEARTBEAT_SECONDS = 2.0  # (a heartbeat for every row cost a third of the sweep)
 
 # starts a cash-out workflow; True when it is new (False: this request id ran before)
 Starter = Callable[[Client, CashoutInput, str], Awaitable[bool]]
@@ -121,8 +124,11 @@ class PayeeActivities(PayeeSteps):
             await asyncio.to_thread(self.ledger.mature_due, now=page.as_of)
         rows = await asyncio.to_thread(auto_page, self.profiles.db, page.after, page.limit)
         counts = {"scanned": len(rows), "started": 0, "already": 0, "skipped": 0, "refused": 0}
+        beat = 0.0
         for row in rows:
-            activity.heartbeat(row.cursor)
+            if time.monotonic() - beat > HEARTBEAT_SECONDS:
+                activity.heartbeat(row.cursor)
+                beat = time.monotonic()
             due, _, period = auto_due(row.rule, row.available, page.as_of)
             if not due:
                 counts["skipped"] += 1
@@ -147,8 +153,11 @@ class PayeeActivities(PayeeSteps):
             dormant_page, self.profiles.db, page.after, page.limit, cutoff
         )
         counts = {"scanned": len(rows), "started": 0, "already": 0, "skipped": 0, "refused": 0}
+        beat = 0.0
         for row in rows:
-            activity.heartbeat(row.cursor)
+            if time.monotonic() - beat > HEARTBEAT_SECONDS:
+                activity.heartbeat(row.cursor)
+                beat = time.monotonic()
             if not row.dormant:
                 counts["skipped"] += 1
                 continue

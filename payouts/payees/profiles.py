@@ -344,6 +344,7 @@ def auto_page(db: Database, after: str, limit: int) -> list[OptedIn]:
             available,
             and_(
                 available.c.owner == _AUTO.c.user_id,
+                available.c.owner >= literal(user),  # (PostgreSQL: the index from the cursor)
                 available.c.kind == "available",
                 available.c.currency == _AUTO.c.currency,
             ),
