@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
@@ -49,6 +50,19 @@ from payouts.temporal.contract import Activity as A
 from payouts.temporal.interfaces import PayeeSteps
 
 HEARTBEAT_SECONDS = 2.0  # (a heartbeat for every row cost a third of the sweep)
+
+
+@dataclass(frozen=True)
+class Due:
+    """An automatic cash-out to start: its request id, whom, what, where."""
+
+    request_id: str
+    user_id: str
+    currency: str
+    method: Method
+    destination_id: str
+    amount: int
+
 
 # starts a cash-out workflow; True when it is new (False: this request id ran before)
 Starter = Callable[[Client, CashoutInput, str], Awaitable[bool]]
@@ -123,25 +137,16 @@ class PayeeActivities(PayeeSteps):
         if not page.after:
             await asyncio.to_thread(self.ledger.mature_due, now=page.as_of)
         rows = await asyncio.to_thread(auto_page, self.profiles.db, page.after, page.limit)
-        counts = {"scanned": len(rows), "started": 0, "already": 0, "skipped": 0, "refused": 0}
-        beat = 0.0
+        planned: list[tuple[str, Due | None]] = []
         for row in rows:
-            if time.monotonic() - beat > HEARTBEAT_SECONDS:
-                activity.heartbeat(row.cursor)
-                beat = time.monotonic()
             due, _, period = auto_due(row.rule, row.available, page.as_of)
-            if not due:
-                counts["skipped"] += 1
-                continue
-            rid = auto_request_id(row.user_id, row.rule, period)
             rule = row.rule
-            which = await self._start(
-                rid, row.user_id, rule.currency, row.method, rule.destination_id, row.available
-            )
-            counts[which] += 1
-            await asyncio.sleep(1 / page.rate)
+            rid = auto_request_id(row.user_id, rule, period)
+            plan = Due(rid, row.user_id, rule.currency, row.method, rule.destination_id,
+                       row.available)  # fmt: skip
+            planned.append((row.cursor, plan if due else None))
         last = rows[-1].cursor if len(rows) == page.limit else ""
-        return SweepResult(**counts, next_after=last)
+        return await self._start_due(planned, page.rate, last)
 
     async def _sweep_dormant(self, page: SweepPage) -> SweepResult:
         """One page of dormant balances (none when the policy has no `dormant_days`)."""
@@ -152,32 +157,40 @@ class PayeeActivities(PayeeSteps):
         rows, last = await asyncio.to_thread(
             dormant_page, self.profiles.db, page.after, page.limit, cutoff
         )
-        counts = {"scanned": len(rows), "started": 0, "already": 0, "skipped": 0, "refused": 0}
-        beat = 0.0
+        planned: list[tuple[str, Due | None]] = []
         for row in rows:
+            rid = dormant_request_id(row.user_id, row.currency, page.as_of)
+            plan = Due(rid, row.user_id, row.currency, row.method, row.destination_id,
+                       row.available)  # fmt: skip
+            planned.append((row.cursor, plan if row.dormant else None))
+        return await self._start_due(planned, page.rate, last)
+
+    async def _start_due(
+        self, planned: list[tuple[str, Due | None]], rate: float, next_after: str
+    ) -> SweepResult:
+        """Start what is due (None: not due, skipped), at most `rate` a second, with a
+        heartbeat every few seconds naming the cursor."""
+        counts = {"scanned": len(planned), "started": 0, "already": 0, "skipped": 0}
+        counts["refused"] = 0
+        beat = 0.0
+        for cursor, due in planned:
             if time.monotonic() - beat > HEARTBEAT_SECONDS:
-                activity.heartbeat(row.cursor)
+                activity.heartbeat(cursor)
                 beat = time.monotonic()
-            if not row.dormant:
+            if due is None:
                 counts["skipped"] += 1
                 continue
-            rid = dormant_request_id(row.user_id, row.currency, page.as_of)
-            which = await self._start(
-                rid, row.user_id, row.currency, row.method, row.destination_id, row.available
-            )
-            counts[which] += 1
-            await asyncio.sleep(1 / page.rate)
-        return SweepResult(**counts, next_after=last)
+            counts[await self._start(due)] += 1
+            await asyncio.sleep(1 / rate)
+        return SweepResult(**counts, next_after=next_after)
 
-    async def _start(
-        self, request_id: str, user: str, currency: str, method: Method, dst: str, amount: int
-    ) -> str:
+    async def _start(self, due: Due) -> str:
         """Start one automatic cash-out, signed with our service key; which count it is."""
         try:
             inp = build_input(
-                self.policy, request_id=request_id, user_id=user, amount=amount,
-                currency=currency, method=method, destination=SavedRef(destination_id=dst),
-                now=datetime.now(UTC),
+                self.policy, request_id=due.request_id, user_id=due.user_id, amount=due.amount,
+                currency=due.currency, method=due.method,
+                destination=SavedRef(destination_id=due.destination_id), now=datetime.now(UTC),
             )  # fmt: skip
         except PayoutError:
             return "refused"

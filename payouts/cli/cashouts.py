@@ -10,7 +10,11 @@ from rich.table import Table
 
 from payouts.cli.common import (
     CLI_CLIENT,
+    BicOpt,
+    DestinationOpt,
+    HolderOpt,
     JsonOpt,
+    MethodOpt,
     _arun,
     _client,
     app,
@@ -82,18 +86,11 @@ def _show_status(s: CashoutStatus) -> None:
 def cashout(
     user: Annotated[str, typer.Argument(metavar="USER", help="The payee.")],
     amount: Annotated[str, typer.Argument(metavar="AMOUNT", help="Decimal amount, or 'all'.")],
-    method: Annotated[str, typer.Option("--method", "-m", help="bank_transfer, wallet, gift_card")],
-    destination: Annotated[
-        str,
-        typer.Option(
-            "--destination",
-            "-d",
-            help="IBAN, wallet id (e-mail or +phone), or e-mail for gift cards.",
-        ),
-    ],
+    method: MethodOpt,
+    destination: DestinationOpt,
     currency: Annotated[str, typer.Option("--currency", "-c")] = "USD",
-    holder: Annotated[str | None, typer.Option(help="Bank account holder's name.")] = None,
-    bic: Annotated[str | None, typer.Option(help="BIC of the payee's bank (optional).")] = None,
+    holder: HolderOpt = None,
+    bic: BicOpt = None,
     request_id: Annotated[
         str | None, typer.Option(help="Idempotency key; default: a new id (printed).")
     ] = None,

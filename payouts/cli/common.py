@@ -79,6 +79,15 @@ app = typer.Typer(
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+MethodOpt = Annotated[str, typer.Option("--method", "-m", help="bank_transfer, wallet, gift_card")]
+DestinationOpt = Annotated[
+    str,
+    typer.Option(
+        "--destination", "-d", help="IBAN, wallet id (e-mail or +phone), or e-mail for gift cards."
+    ),
+]
+HolderOpt = Annotated[str | None, typer.Option(help="Bank account holder's name.")]
+BicOpt = Annotated[str | None, typer.Option(help="BIC of the payee's bank (optional).")]
 
 
 class Env:

@@ -16,7 +16,19 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from payouts.cli.common import JsonOpt, _arun, _client, app, emit_json, money, out
+from payouts.cli.common import (
+    BicOpt,
+    DestinationOpt,
+    HolderOpt,
+    JsonOpt,
+    MethodOpt,
+    _arun,
+    _client,
+    app,
+    emit_json,
+    money,
+    out,
+)
 from payouts.domain import validation
 from payouts.domain.cashout import SavedRef
 from payouts.domain.money import format_micros, get_currency, parse_amount
@@ -147,17 +159,10 @@ def profile_show(user: UserArg, json_out: JsonOpt = False) -> None:
 @profile_app.command("save")
 def profile_save(
     user: UserArg,
-    method: Annotated[str, typer.Option("--method", "-m", help="bank_transfer, wallet, gift_card")],
-    destination: Annotated[
-        str,
-        typer.Option(
-            "--destination",
-            "-d",
-            help="IBAN, wallet id (e-mail or +phone), or e-mail for gift cards.",
-        ),
-    ],
-    holder: Annotated[str | None, typer.Option(help="Bank account holder's name.")] = None,
-    bic: Annotated[str | None, typer.Option(help="BIC of the payee's bank (optional).")] = None,
+    method: MethodOpt,
+    destination: DestinationOpt,
+    holder: HolderOpt = None,
+    bic: BicOpt = None,
     default: Annotated[
         bool, typer.Option("--default", help="Also make it the default for its method.")
     ] = False,

@@ -15,21 +15,13 @@ from datetime import datetime
 from sqlalchemy import and_, case, func, literal, select, tuple_
 
 from payouts.domain.policy import Method
+from payouts.payees.tables import ACCOUNTS as _ACCOUNTS
+from payouts.payees.tables import AUTO as _AUTO
+from payouts.payees.tables import EARNINGS as _EARNINGS
+from payouts.payees.tables import HOLDS as _HOLDS
+from payouts.payees.tables import PROFILES as _PROFILE
 from payouts.store.database import Database
-from payouts.store.tables import (
-    Account,
-    AutoCashout,
-    Earning,
-    Hold,
-    PayoutProfile,
-    to_epoch_us,
-)
-
-_PROFILE = PayoutProfile.__table__  # type: ignore[attr-defined]
-_AUTO = AutoCashout.__table__  # type: ignore[attr-defined]
-_ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
-_EARNINGS = Earning.__table__  # type: ignore[attr-defined]
-_HOLDS = Hold.__table__  # type: ignore[attr-defined]
+from payouts.store.tables import to_epoch_us
 
 PREFERENCE = (Method.BANK_TRANSFER, Method.WALLET, Method.GIFT_CARD)
 

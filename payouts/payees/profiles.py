@@ -40,21 +40,15 @@ from payouts.domain.profiles import (
 from payouts.domain.requests import destination_for
 from payouts.errors import InvalidInput, NotFound
 from payouts.ledger.risk_facts import destination_fingerprint
+from payouts.payees.tables import ACCOUNTS as _ACCOUNTS
+from payouts.payees.tables import AUTO as _AUTO
+from payouts.payees.tables import PROFILES as _PROFILE
+from payouts.payees.tables import USED as _USED
 from payouts.security.vault import Vault
 from payouts.store import outbox
 from payouts.store.database import Database
-from payouts.store.tables import (
-    Account,
-    AutoCashout,
-    PayoutDestination,
-    PayoutProfile,
-    to_epoch_us,
-)
+from payouts.store.tables import to_epoch_us
 
-_PROFILE = PayoutProfile.__table__  # type: ignore[attr-defined]
-_AUTO = AutoCashout.__table__  # type: ignore[attr-defined]
-_USED = PayoutDestination.__table__  # type: ignore[attr-defined]
-_ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
 _DESTINATION: TypeAdapter[Destination] = TypeAdapter(Destination)
 
 

@@ -3,42 +3,20 @@ against a running worker (the same data folder, so the CLI signs as the platform
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from payouts import cli
+from tests.e2e.test_cli_cashout import in_thread
 from tests.support.harness import Harness
-
-
-def run(h: Harness, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    environ = dict(os.environ)
-    environ.update(
-        {
-            "TEMPORAL_ADDRESS": h.temporal.service_client.config.target_host,
-            "PAYOUTS_DATA_DIR": str(data_dir),
-            "PAYOUTS_DATABASE_URL": h.stack.db.url,
-            "PAYOUTS_TASK_QUEUE": h.task_queue,
-            "COLUMNS": "200",  # a wide terminal: table cells are not wrapped
-        }
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "payouts", "profile", *args],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=60,
-    )
 
 
 async def profile(h: Harness, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run `payouts profile ...` without blocking the event loop that drives the worker."""
-    return await asyncio.to_thread(run, h, data_dir, *args)
+    return await in_thread(h, data_dir, "profile", *args)
 
 
 def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
