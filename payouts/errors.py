@@ -99,6 +99,18 @@ class LimitExceeded(PayoutError):
     code = "limit_exceeded"
 
 
+class OwedBalance(PayoutError):
+    """The payee owes more (from reversed earnings) than the policy lets a cash-out start."""
+
+    code = "owed_balance"
+
+
+class ReversalRefused(InvalidInput):
+    """A reversal the ledger will not apply (no such earning, more than is left, ...)."""
+
+    code = "reversal_refused"
+
+
 class IdempotencyConflict(PayoutError):
     """The same idempotency key was used before for a different operation or content."""
 

@@ -1,9 +1,11 @@
 """The ledger's accounts: which exist, and their ids.
 
 Per user and currency: `pending` (immature earnings), `available`, `held` (reserved by a
-cash-out). Per currency, for the platform (owner `@platform`): `earnings_funding` (the
-source of every earning: minus everything ever earned), `fees`, and `payout_clearing`
-(money handed to the rails).
+cash-out), and `owed` (what the payee owes from reversed earnings no balance covered: at
+or below zero, the database refuses more). Per currency, for the platform (owner
+`@platform`): `earnings_funding` (the source of every earning: minus everything ever
+earned), `fees`, `payout_clearing` (money handed to the rails) and `reversed_earnings`
+(everything ever reversed).
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ class Kind(StrEnum):
     FUNDING = "earnings_funding"
     FEES = "fees"
     CLEARING = "payout_clearing"
+    OWED = "owed"
+    REVERSED = "reversed_earnings"
 
 
-USER_KINDS = (Kind.PENDING, Kind.AVAILABLE, Kind.HELD)
-PLATFORM_KINDS = (Kind.FUNDING, Kind.FEES, Kind.CLEARING)
+USER_KINDS = (Kind.PENDING, Kind.AVAILABLE, Kind.HELD)  # created together; `owed` on demand
+PLATFORM_KINDS = (Kind.FUNDING, Kind.FEES, Kind.CLEARING, Kind.REVERSED)
 
 AccountKey = tuple[str, str, str]  # (owner, kind, currency)
 

@@ -9,14 +9,16 @@ conflicts (refused, or listed with `on_conflict="skip"`). Fresh data never pays 
 comparison.
 
 An earning dated before its hold passed is credited straight to `available`; others go
-to `pending` and move when `mature_due` runs.
+to `pending` and move when `mature_due` runs (what reversals took of one stays behind).
+Either way, money that becomes available settles what the payee owes first
+(`payouts.ledger.owed`).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +28,7 @@ from payouts.domain.money import format_money
 from payouts.errors import IdempotencyConflict, InvalidInput
 from payouts.ledger.accounts import PLATFORM, AccountKey, Kind
 from payouts.ledger.books import Books, Result
+from payouts.ledger.owed import settle
 from payouts.ledger.results import (
     IN_BATCH_CONFLICT,
     Conflict,
@@ -34,6 +37,7 @@ from payouts.ledger.results import (
     MaturationResult,
     check_earning,
 )
+from payouts.ledger.reversals import ReversalRow, Reversals
 from payouts.store.tables import Earning, to_epoch_us
 
 EARNINGS = Earning.__table__  # type: ignore[attr-defined]
@@ -43,8 +47,9 @@ Sums = dict[tuple[str, str, bool], int]  # (user, currency, matured) -> amount
 
 
 class Earnings:
-    def __init__(self, books: Books, hold_hours: int) -> None:
+    def __init__(self, books: Books, hold_hours: int, reversals: Reversals) -> None:
         self.books = books
+        self.reversals = reversals
         self.hold_us = hold_hours * 3_600_000_000
         self._stage = books.db.dialect.staging_table(
             "earning_stage", EARNINGS, [Column("earned_given", Boolean)]
@@ -59,12 +64,17 @@ class Earnings:
         on_conflict: str = "raise",
         chunk_size: int = 100_000,
         progress: Callable[[int], None] | None = None,
+        reversals: Sequence[ReversalRow] = (),
     ) -> CreditSummary:
         """Credit many earnings in ONE database transaction: all or nothing.
 
         An event id seen before with the same content is skipped; with different content it
         is a conflict: `on_conflict="raise"` raises `IdempotencyConflict` and writes
         nothing, `"skip"` leaves those rows out and lists them in the summary.
+
+        `reversals` are applied after the earnings, in the same transaction and under the
+        same `on_conflict` (a file's reversal rows: the caller may fill the list while
+        `rows` is being read, it is read after).
         """
         if on_conflict not in ("raise", "skip"):
             raise InvalidInput("on_conflict: must be 'raise' or 'skip'", field="on_conflict")
@@ -104,6 +114,12 @@ class Earnings:
                     deltas[(PLATFORM, Kind.FUNDING, cur)] -= amount
                     summary.credited_amount[cur] += amount
                 books.post(conn, tx_id, deltas, fresh)
+                released = {(u, c): amount for (u, c, matured), amount in sums.items() if matured}
+                settle(books, conn, released, after_tx=tx_id, now_us=now_us)
+            if reversals:
+                summary.reversals = self.reversals.apply(
+                    conn, reversals, now_us=now_us, on_conflict=on_conflict
+                )
         books.accounts.remember(fresh)
         return summary
 
@@ -125,7 +141,7 @@ class Earnings:
             matured = matures <= now_us
             records.append(
                 (r.event_id, r.user_id, r.currency, r.amount, earned, matures, tx_id,
-                 tx_id if matured else None)
+                 tx_id if matured else None, 0)
             )  # fmt: skip
             chunk_sums[(r.user_id, r.currency, matured)] += r.amount
         dialect = self.books.db.dialect
@@ -208,18 +224,25 @@ class Earnings:
                 update(EARNINGS)
                 .where(*due)
                 .values(mature_tx_id=tx_id)
-                .returning(EARNINGS.c.user_id, EARNINGS.c.currency, EARNINGS.c.amount)
+                .returning(
+                    EARNINGS.c.user_id,
+                    EARNINGS.c.currency,
+                    EARNINGS.c.amount - EARNINGS.c.reversed,  # reversals took the rest
+                )
             ).all()
             if not moved:
                 books.drop(conn, tx_id)  # nothing was due: the key stays free
                 return {"transaction_id": None, "earnings": 0, "amount": {}}, None
             deltas: dict[AccountKey, int] = defaultdict(int)
             per_cur: dict[str, int] = defaultdict(int)
+            released: dict[tuple[str, str], int] = defaultdict(int)
             for user, cur, amount in moved:
                 deltas[(user, Kind.PENDING, cur)] -= amount
                 deltas[(user, Kind.AVAILABLE, cur)] += amount
                 per_cur[cur] += amount
+                released[(user, cur)] += amount
             books.post(conn, tx_id, deltas, {})
+            settle(books, conn, released, after_tx=tx_id, now_us=now_us)
             return {"transaction_id": tx_id, "earnings": len(moved), "amount": dict(per_cur)}, tx_id
 
         content = {"user_id": user_id, "now": now_us}

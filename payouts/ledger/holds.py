@@ -6,7 +6,9 @@
     reverse   posted   -> reversed   clearing -net, fees -fee, available +gross
 
 where net = gross - fee and unpaid = amount - gross (a partial post releases the rest).
-A return refunds the fee too: the payee received nothing, so they pay nothing.
+A return refunds the fee too: the payee received nothing, so they pay nothing. What a
+transition releases to `available` settles what the payee owes first (`ledger.owed`); a
+hold is refused while the payee owes more than the allowance the caller passes.
 Every transition goes through `Books.idempotent` and `Books.post`, like every ledger write.
 """
 
@@ -19,9 +21,17 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from payouts.domain.money import format_money
-from payouts.errors import InsufficientFunds, InvalidAmount, InvalidState, LimitExceeded, NotFound
+from payouts.errors import (
+    InsufficientFunds,
+    InvalidAmount,
+    InvalidState,
+    LimitExceeded,
+    NotFound,
+    OwedBalance,
+)
 from payouts.ledger.accounts import AccountKey, Kind, owner_of
 from payouts.ledger.books import Books, Result
+from payouts.ledger.owed import owed_balances, settle
 from payouts.ledger.results import HoldReceipt, HoldStatus, check_positive
 from payouts.store.tables import Hold, to_epoch_us
 
@@ -105,8 +115,10 @@ class Holds:
         amount: int,
         daily_amount_limit: int | None = None,
         daily_count_limit: int | None = None,
+        owed_allowance: int = 0,
     ) -> HoldReceipt:
-        """available -> held, if the available balance covers `amount` and limits allow."""
+        """available -> held, if the available balance covers `amount`, limits allow, and
+        the payee owes no more than `owed_allowance` in this currency."""
         check_positive(amount, "amount")
         content = {"hold_id": hold_id, "user_id": user_id, "currency": currency, "amount": amount}
 
@@ -118,6 +130,13 @@ class Holds:
             available_key = (user_id, str(Kind.AVAILABLE), currency)
             ids = self.books.accounts.ensure(conn, [available_key], fresh)
             available = self.books.balance(conn, ids[available_key], lock=True)
+            owed = owed_balances(self.books, conn, [user_id]).get((user_id, currency), 0)
+            if owed > owed_allowance:
+                raise OwedBalance(
+                    f"amount: {user_id} owes {format_money(owed, currency)} from reversed "
+                    f"earnings; cash-outs start again once it is at most "
+                    f"{format_money(owed_allowance, currency)} (new earnings pay it back first)"
+                )
             if daily_amount_limit is not None or daily_count_limit is not None:
                 _check_limits(
                     conn, user_id, currency, amount, now, daily_amount_limit, daily_count_limit
@@ -217,6 +236,9 @@ class Holds:
         )
         fresh: dict[AccountKey, int] = {}
         ids = self.books.post(conn, tx_id, t.deltas(user, cur, f), fresh)
+        released = f[t.released] if t.released else 0
+        if released:
+            settle(self.books, conn, {(user, cur): released}, after_tx=tx_id, now_us=now_us)
         available = self.books.balance(conn, ids[(user, str(Kind.AVAILABLE), cur)])
         receipt = dict(
             op=t.op,
@@ -227,7 +249,7 @@ class Holds:
             amount=f.amount,
             gross=f.gross,
             fee=f.fee,
-            released=f[t.released] if t.released else 0,
+            released=released,
             status=t.after,
             available_after=available,
         )

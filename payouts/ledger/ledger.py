@@ -1,4 +1,5 @@
-"""The double-entry ledger: earn, mature, reserve, post, void, reverse, and read.
+"""The double-entry ledger: earn, mature, reverse earnings, reserve, post, void, reverse
+cash-outs, and read.
 
 Every write is one database transaction whose legs sum to zero per currency, and updates
 the balance rows it touches in the same transaction, so balances are read in O(1). Every
@@ -9,7 +10,8 @@ Earnings are keyed by the platform's event id.
 `Ledger` is the front door; the parts behind it each hold one concern:
 `accounts` (which accounts exist), `books` (the one posting path and the one idempotency
 path), `holds` (a cash-out's hold and its transitions, as data), `earnings` (bulk credit
-and maturation), `reads` (balances, totals, the audit).
+and maturation), `reversals` (taking earnings back), `owed` (what a payee owes, settled
+from what becomes available), `reads` (balances, totals, the audit).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from payouts.ledger.earnings import Earnings
 from payouts.ledger.holds import Holds
 from payouts.ledger.reads import Reads
 from payouts.ledger.results import CreditSummary, EarningRow
+from payouts.ledger.reversals import Reversals
 from payouts.store.database import Database
 from payouts.store.tables import to_epoch_us
 
@@ -43,7 +46,8 @@ class Ledger:
         self.db = db
         self.clock = clock
         books = Books(db, lambda: self.clock())
-        reads, holds, earnings = Reads(db), Holds(books), Earnings(books, hold_hours)
+        reversals = Reversals(books)
+        reads, holds, earnings = Reads(db), Holds(books), Earnings(books, hold_hours, reversals)
         # reads
         self.balance = reads.balance
         self.balances = reads.balances
@@ -54,6 +58,7 @@ class Ledger:
         # earnings
         self.credit_earnings = earnings.credit
         self.mature_due = earnings.mature_due
+        self.reverse_earnings = reversals.reverse
         # cash-outs
         self.reserve = holds.reserve
         self.post = holds.post

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from payouts.ledger.accounts import ACCOUNTS, PLATFORM, Kind
 from payouts.ledger.books import LEGS
@@ -25,7 +25,7 @@ class Reads:
                     ACCOUNTS.c.owner == user_id, ACCOUNTS.c.currency == currency
                 )
             )
-            found = {kind: bal for kind, bal in rows}
+            found = _payee_view({kind: bal for kind, bal in rows})
         return Balance(user_id=user_id, currency=currency, **found)
 
     def balances(self, user_id: str) -> list[Balance]:
@@ -38,10 +38,11 @@ class Reads:
             by_cur: dict[str, dict[str, int]] = defaultdict(dict)
             for cur, kind, bal in rows:
                 by_cur[cur][kind] = bal
-        return [Balance(user_id=user_id, currency=c, **v) for c, v in by_cur.items()]
+        return [Balance(user_id=user_id, currency=c, **_payee_view(v)) for c, v in by_cur.items()]
 
     def totals(self, currency: str) -> Totals:
-        """Per-currency position: earned == paid out + fees + held + available + pending."""
+        """Per-currency position: earned - reversed == paid out + fees + held + available +
+        pending - owed."""
         with self.db.read_connection() as conn:
             rows = conn.execute(
                 select(ACCOUNTS.c.kind, func.coalesce(func.sum(ACCOUNTS.c.balance), 0))
@@ -57,6 +58,8 @@ class Reads:
             held=by_kind.get(Kind.HELD, 0),
             available=by_kind.get(Kind.AVAILABLE, 0),
             pending=by_kind.get(Kind.PENDING, 0),
+            reversed=by_kind.get(Kind.REVERSED, 0),
+            owed=-by_kind.get(Kind.OWED, 0),
         )
 
     def currencies(self) -> list[str]:
@@ -66,7 +69,8 @@ class Reads:
 
     def audit(self) -> list[str]:
         """Every broken invariant, as text: unbalanced transactions, balances that differ
-        from the sum of their legs, negative user balances. Empty when the books are sound."""
+        from the sum of their legs, negative user balances (an `owed` one above zero), a
+        currency whose totals do not conserve. Empty when the books are sound."""
         problems: list[str] = []
         acc, leg = ACCOUNTS.c, LEGS.c
         with self.db.read_connection() as conn:
@@ -92,13 +96,35 @@ class Reads:
                 problems.append(f"account {acc_id} ({owner}/{kind}) is {bal}, legs sum to {total}")
             negative = conn.execute(
                 select(acc.owner, acc.kind, acc.currency, acc.balance).where(
-                    acc.owner != PLATFORM, acc.balance < 0
+                    acc.owner != PLATFORM,
+                    or_(
+                        and_(acc.kind != Kind.OWED, acc.balance < 0),
+                        and_(acc.kind == Kind.OWED, acc.balance > 0),
+                    ),
                 )
             )
             for owner, kind, cur, bal in negative:
-                problems.append(f"{owner}/{kind} is negative: {bal} {cur}")
+                sign = "above zero" if kind == Kind.OWED else "negative"
+                problems.append(f"{owner}/{kind} is {sign}: {bal} {cur}")
+        for cur in self.currencies():
+            t = self.totals(cur)
+            if not t.conserved:
+                problems.append(
+                    f"{cur} does not conserve: earned {t.earned} - reversed {t.reversed} != "
+                    f"paid out {t.paid_out} + fees {t.fees} + held {t.held} + available "
+                    f"{t.available} + pending {t.pending} - owed {t.owed}"
+                )
         return problems
 
     def hold(self, hold_id: str) -> Hold | None:
         with self.db.read() as s:
             return s.get(Hold, hold_id)
+
+
+def _payee_view(by_kind: dict[str, int]) -> dict[str, int]:
+    """A payee's balances as they read them: the `owed` account (at or below zero in the
+    books) as the positive amount owed."""
+    view = dict(by_kind)
+    if Kind.OWED in view:
+        view["owed"] = -view.pop(Kind.OWED)
+    return view

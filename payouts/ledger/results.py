@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -47,6 +47,12 @@ class Balance(BaseModel):
     pending: int = 0
     available: int = 0
     held: int = 0
+    owed: int = 0  # what the payee owes (reversed earnings no balance covered), >= 0
+
+    @property
+    def net(self) -> int:
+        """The payee's position: what we hold for them less what they owe."""
+        return self.pending + self.available + self.held - self.owed
 
 
 class HoldReceipt(BaseModel):
@@ -83,6 +89,7 @@ class CreditSummary:
     credited_amount: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     conflicts: list[Conflict] = field(default_factory=list)
     transaction_ids: list[int] = field(default_factory=list)
+    reversals: Any = None  # a `ReversalSummary` when the batch had reversals
 
 
 class MaturationResult(BaseModel):
@@ -97,7 +104,7 @@ class MaturationResult(BaseModel):
 class Totals(BaseModel):
     """Per-currency position.
 
-    Conservation: earned == paid_out + fees + held + available + pending.
+    Conservation: earned - reversed == paid_out + fees + held + available + pending - owed.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -109,10 +116,13 @@ class Totals(BaseModel):
     held: int
     available: int
     pending: int
+    reversed: int = 0
+    owed: int = 0
 
     @property
     def conserved(self) -> bool:
-        return self.earned == self.paid_out + self.fees + self.held + self.available + self.pending
+        kept = self.paid_out + self.fees + self.held + self.available + self.pending
+        return self.earned - self.reversed == kept - self.owed
 
 
 def check_positive(amount: int, name: str) -> None:

@@ -168,6 +168,38 @@ class Dialect:
             {"a": [acc for acc, _ in deltas], "b": [amt for _, amt in deltas]},
         )
 
+    def add_by_key(
+        self,
+        conn: Connection,
+        column: Column[Any],
+        key: Column[Any],
+        pairs: Sequence[tuple[str, int]],
+    ) -> None:
+        """column += amount on the row whose unique text `key` is given, for each
+        (key, amount): one statement over two arrays on PostgreSQL, an executemany on SQLite."""
+        if not pairs:
+            return
+        table = column.table
+        if self.is_sqlite:
+            conn.execute(
+                update(table)
+                .where(key == bindparam("k"))
+                .values({column.name: column + bindparam("d")}),
+                [{"k": k, "d": d} for k, d in pairs],
+            )
+            return
+        t = (
+            func.unnest(
+                bindparam("a", type_=ARRAY(String)), bindparam("b", type_=ARRAY(BigInteger))
+            )
+            .table_valued("k", "d")
+            .render_derived(name="t")
+        )
+        conn.execute(
+            update(table).where(key == t.c.k).values({column.name: column + t.c.d}),
+            {"a": [k for k, _ in pairs], "b": [d for _, d in pairs]},
+        )
+
     def insert_legs(
         self, conn: Connection, table: Table, tx_id: int, legs: Sequence[tuple[int, int]]
     ) -> None:

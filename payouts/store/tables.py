@@ -11,8 +11,7 @@ representation on SQLite and PostgreSQL, cheap to compare, and writable by the b
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
@@ -23,50 +22,13 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
-from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from payouts.errors import InvalidInput
+from payouts.store.columns import EpochMicros, from_epoch_us, to_epoch_us
+from payouts.store.columns import money_column as _money
+from payouts.store.columns import when_column as _when
 
-
-def to_epoch_us(value: datetime) -> int:
-    if value.tzinfo is None:
-        raise InvalidInput("time: ledger times must be timezone-aware", field="time")
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_epoch_us(value: int) -> datetime:
-    return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class EpochMicros(TypeDecorator[datetime]):
-    """A timezone-aware datetime stored as BIGINT microseconds since the epoch (UTC)."""
-
-    impl = BigInteger
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> int | None:
-        if value is None:
-            return None
-        if isinstance(value, int):
-            return value
-        return to_epoch_us(value)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        return None if value is None else from_epoch_us(int(value))
-
-
-def _money() -> Any:
-    return Field(sa_column=Column(BigInteger, nullable=False))
-
-
-def _when(index: bool = False, nullable: bool = False) -> Any:
-    return Field(sa_column=Column(EpochMicros, nullable=nullable, index=index))
+__all__ = ["EpochMicros", "from_epoch_us", "to_epoch_us"]
 
 
 class Account(SQLModel, table=True):
@@ -140,6 +102,31 @@ class Earning(SQLModel, table=True):
     matures_at: datetime = _when()
     credit_tx_id: int = Field(sa_column=Column(Integer, nullable=False))
     mature_tx_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    # what reversals took back of it (0 <= reversed <= amount); maturation moves the rest
+    reversed: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
+
+
+class EarningReversal(SQLModel, table=True):
+    """One reversal of (part of) an earning, keyed by the platform's own reversal id, and
+    where its money came from: pending, available, or what the payee now owes."""
+
+    __tablename__ = "earning_reversals"
+    __table_args__ = (Index("ix_earning_reversals_user_time", "user_id", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=200)
+    event_id: str = Field(max_length=200, index=True)
+    user_id: str = Field(max_length=128)
+    currency: str = Field(max_length=3)
+    amount: int = _money()
+    reason: str = Field(max_length=500)
+    from_pending: int = _money()
+    from_available: int = _money()
+    owed: int = _money()  # the part no balance covered: the payee owes it
+    owed_after: int = _money()  # what the payee owed in this currency after it
+    created_at: datetime = _when()
+    transaction_id: int = Field(sa_column=Column(Integer, nullable=False))
 
 
 class Hold(SQLModel, table=True):

@@ -6,33 +6,27 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from cryptography.fernet import Fernet
 from sqlmodel import SQLModel
 
-from payouts.config.policy_file import load_policy
-from payouts.domain.cashout import BankAccount
-from payouts.domain.profiles import AutoRule, ProfileAction, ProfileChange
 from payouts.errors import InvalidState
-from payouts.ledger import EarningRow, Ledger
-from payouts.payees.profiles import Profiles, auto_page
-from payouts.security.vault import Vault
+from payouts.ledger import Ledger
+from payouts.ledger.reversals import ReversalRow
 from payouts.store import migrate
 from payouts.store.database import Database
 from payouts.store.migrations import HEAD
-from payouts.store.tables import to_epoch_us
 from tests.support.databases import FakeClock
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "release_0_1"
+RELEASE_0_6 = FIXTURES.parent / "release_0_6"  # revision 0006, before reversals
 
 
 def schema_differences(db: Database) -> list[Any]:
@@ -42,17 +36,22 @@ def schema_differences(db: Database) -> list[Any]:
 
 def load_release_0_1(url: str) -> None:
     """Create the tables and rows release 0.1 left behind (its own dump, loaded as is)."""
+    load_release(FIXTURES, url)
+
+
+def load_release(folder: Path, url: str) -> None:
+    """Create the tables and rows a release left behind (its own dump, loaded as is)."""
     if url.startswith("sqlite"):
         import sqlite3
 
         path = url.removeprefix("sqlite:///")
         with sqlite3.connect(path) as conn:
-            conn.executescript((FIXTURES / "sqlite.sql").read_text())
+            conn.executescript((folder / "sqlite.sql").read_text())
         return
     schema = url.rsplit("%3D", 1)[1]
     lines = [
         line
-        for line in (FIXTURES / "postgresql.sql").read_text().splitlines()
+        for line in (folder / "postgresql.sql").read_text().splitlines()
         if not line.startswith(("\\", "CREATE SCHEMA", "SELECT pg_catalog.set_config"))
     ]
     script = "\n".join(lines).replace("prevrel.", f"{schema}.")
@@ -173,71 +172,52 @@ def test_a_newer_database_is_refused(db_url: str) -> None:
     fresh.dispose()
 
 
-def test_a_revision_0005_ledger_upgrades_to_payout_profiles(
-    db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A ledger at revision 0005 (written by the ledger as it then was) upgrades to 0006 in
-    place: every balance, hold and earning intact, the books audit clean, exactly today's
-    schema, and the new tables take saved destinations and automatic cash-outs that see
-    the old balances."""
-    assert HEAD == "0006"  # this test is about the step from 0005 to 0006
+def test_the_previous_release_upgrades_to_reversals(db_url: str) -> None:
+    """The database the release before reversals wrote (revision 0006, its own dump) is
+    upgraded in place: every balance, hold, earning and saved destination intact, the books
+    audit clean, exactly today's schema; its old earnings can then be reversed, and the
+    reversal of one already paid out leaves the payee owing, which old-style maturation
+    settles."""
+    load_release(RELEASE_0_6, db_url)
     db = Database(db_url)
-    with db.writer.begin() as conn:
-        command.upgrade(migrate.config(conn), "0005")
-    assert db.schema_revision() == "0005"
-    clock = FakeClock()
-    with monkeypatch.context() as patch:  # write at 0005: opening the ledger must not upgrade
-        patch.setattr(db, "ensure_schema", lambda: None)
-        ledger = Ledger(db, hold_hours=72, clock=clock)
-        long_ago = to_epoch_us(clock.now - timedelta(days=5))
-        ledger.credit_earnings(
-            [EarningRow(f"e{i}", f"u{i % 3}", "USD", 4_000_000 + i, long_ago) for i in range(9)]
-            + [EarningRow("fresh", "u1", "EUR", 2_000_000, to_epoch_us(clock.now))]
-        )
-        ledger.reserve(
-            key="h1:reserve", hold_id="h1", user_id="u2", currency="USD", amount=5_000_000
-        )
-        ledger.reserve(
-            key="h2:reserve", hold_id="h2", user_id="u0", currency="USD", amount=6_000_000
-        )
-        ledger.post(key="h2:post", hold_id="h2", gross=6_000_000, fee=60_000)
-    assert db.schema_revision() == "0005"
-    with db.engine.connect() as conn:
-        assert not sa.inspect(conn).has_table("payout_profiles")
+    assert db.schema_revision() == "0006"
     old = snapshot(db)
-    assert len(old["holds"]) == 2 and len(old["earnings"]) == 10
-
-    assert migrate.upgrade(db) == ("0005", HEAD)
+    assert len(old["holds"]) == 4 and len(old["earnings"]) == 433
+    with db.engine.connect() as conn:
+        profiles_before = conn.execute(
+            sa.text("SELECT id, user_id, method, is_default, status FROM payout_profiles")
+        ).all()
+        rules_before = conn.execute(sa.text("SELECT * FROM auto_cashouts")).all()
+    assert len(profiles_before) == 1 and len(rules_before) == 1
+    assert migrate.upgrade(db) == ("0006", HEAD)
     assert snapshot(db) == old
     assert schema_differences(db) == []
+    with db.engine.connect() as conn:
+        assert (
+            conn.execute(
+                sa.text("SELECT id, user_id, method, is_default, status FROM payout_profiles")
+            ).all()
+            == profiles_before
+        )
+        assert conn.execute(sa.text("SELECT * FROM auto_cashouts")).all() == rules_before
+        assert conn.execute(sa.text("SELECT SUM(reversed) FROM earnings")).scalar_one() == 0
+    clock = FakeClock(datetime(2026, 11, 30, 10, 0, tzinfo=UTC))  # when the release wrote it
     ledger = Ledger(db, hold_hours=72, clock=clock)
     assert ledger.audit() == []
-    assert ledger.balance("u2", "USD").held == 5_000_000
-    assert ledger.balance("u1", "EUR").pending == 2_000_000
-
-    profiles = Profiles(
-        db, vault=Vault([Fernet.generate_key().decode()]), fingerprint_key=b"k",
-        policy=load_policy(), clock=clock,
-    )  # fmt: skip
-    dst = profiles.apply(
-        ProfileChange(
-            change_id="c1", user_id="u1", action=ProfileAction.SAVE, requested_at=clock.now,
-            destination=BankAccount(iban="DE89370400440532013000", holder_name="U One"),
-            make_default=True,
-        )
-    )  # fmt: skip
-    profiles.apply(
-        ProfileChange(
-            change_id="c2", user_id="u1", action=ProfileAction.AUTO, requested_at=clock.now,
-            auto=AutoRule(destination_id=dst, currency="USD", threshold=10_000_000),
-        )
-    )  # fmt: skip
-    [opted] = auto_page(db, "", 10)
-    assert (opted.user_id, opted.available) == ("u1", ledger.balance("u1", "USD").available)
-    assert opted.available == 4_000_001 + 4_000_004 + 4_000_007
-    [saved] = profiles.view("u1").destinations
-    assert (saved.id, saved.is_default) == (dst, True)
-    with db.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT COUNT(*) FROM notifications")).scalar_one() == 1
+    assert ledger.balance("u2", "EUR").held == 25_000_000
+    u0 = ledger.balance("u0", "USD")
+    # u0 cashed out 30.00 USD; taking back more than it has left leaves it owing
+    big = 800_000_000
+    done = ledger.reverse_earnings([ReversalRow("rv-1", "big-u0", None, "fraud")])
+    assert done.amount["USD"] == big
+    after = ledger.balance("u0", "USD")
+    assert after.available == 0 and after.owed == big - u0.available
+    assert ledger.totals("USD").conserved and ledger.audit() == []
+    # its pending earnings of the old release mature and pay part of it back
+    clock.advance(hours=80)
+    ledger.mature_due()
+    settled = ledger.balance("u0", "USD")
+    assert settled.pending == 0 and settled.available == 0
+    assert settled.owed == after.owed - u0.pending
     assert ledger.audit() == []
     db.dispose()

@@ -1,0 +1,70 @@
+"""Reversals: an earning can be taken back (in part), and what a payee owes is an account
+of its own.
+
+- `earnings.reversed`: what reversals took back of an earning; never below 0 nor above
+  its amount (PostgreSQL: a CHECK constraint; SQLite: a trigger, so the big table is not
+  rebuilt).
+- `earning_reversals`: one row per reversal, keyed by the platform's reversal id, with
+  where its money came from (pending, available, owed).
+- An `owed` account (kind `owed`, per payee and currency) holds what the payee owes as a
+  balance at or below zero; the database refuses a positive one.
+
+Revision ID: 0007
+Revises: 0006
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+SQLITE = [
+    """CREATE TRIGGER earnings_reversed_bounds BEFORE UPDATE OF reversed ON earnings
+    FOR EACH ROW WHEN NEW.reversed < 0 OR NEW.reversed > NEW.amount
+    BEGIN SELECT RAISE(ABORT, 'ledger invariant: reversed beyond the earning'); END""",
+    """CREATE TRIGGER accounts_owed_not_positive BEFORE UPDATE OF balance ON accounts
+    FOR EACH ROW WHEN NEW.kind = 'owed' AND NEW.balance > 0
+    BEGIN SELECT RAISE(ABORT, 'ledger invariant: an owed balance above zero'); END""",
+]
+
+POSTGRESQL = [
+    """ALTER TABLE earnings ADD CONSTRAINT ck_earnings_reversed_bounds
+    CHECK (reversed >= 0 AND reversed <= amount)""",
+    """ALTER TABLE accounts ADD CONSTRAINT ck_accounts_owed_not_positive
+    CHECK (kind <> 'owed' OR balance <= 0)""",
+]
+
+
+def upgrade() -> None:
+    op.add_column(
+        "earnings", sa.Column("reversed", sa.BigInteger(), nullable=False, server_default="0")
+    )
+    op.create_table(
+        "earning_reversals",
+        sa.Column("id", sa.String(200), nullable=False),
+        sa.Column("event_id", sa.String(200), nullable=False),
+        sa.Column("user_id", sa.String(128), nullable=False),
+        sa.Column("currency", sa.String(3), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("reason", sa.String(500), nullable=False),
+        sa.Column("from_pending", sa.BigInteger(), nullable=False),
+        sa.Column("from_available", sa.BigInteger(), nullable=False),
+        sa.Column("owed", sa.BigInteger(), nullable=False),
+        sa.Column("owed_after", sa.BigInteger(), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("transaction_id", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_earning_reversals_event_id", "earning_reversals", ["event_id"])
+    op.create_index(
+        "ix_earning_reversals_user_time", "earning_reversals", ["user_id", "created_at"]
+    )
+    for statement in SQLITE if op.get_bind().dialect.name == "sqlite" else POSTGRESQL:
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    raise NotImplementedError("the ledger only moves forward; restore a backup to go back")
