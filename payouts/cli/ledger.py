@@ -22,7 +22,7 @@ from payouts.cli.common import JsonOpt, app, emit_json, env, err, money, out, re
 from payouts.domain import validation
 from payouts.domain.fees import arrival_minutes
 from payouts.domain.fees import quote as make_quote
-from payouts.domain.money import format_micros, get_currency, parse_micros
+from payouts.domain.money import format_micros, format_money, get_currency, parse_micros
 from payouts.errors import InvalidInput
 from payouts.ledger.ingest import ingest_file
 
@@ -87,7 +87,8 @@ def ingest(
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Credit every earning in a file: event_id,user_id,amount,currency[,earned_at]."""
+    """Credit every earning in a file: event_id,user_id,amount,currency[,earned_at]; rows
+    with `reverses,reason` reverse an earning."""
     if fmt is not None and fmt not in ("csv", "jsonl"):
         raise InvalidInput("--format: must be csv or jsonl", field="--format")
     size = file.stat().st_size if file.is_file() else 0
@@ -120,6 +121,11 @@ def ingest(
         "rejected": len(report.rejected),
         "rejects_file": str(rejects) if rejects else None,
         "credited_amount": credited,
+        "reversed": report.reversed,
+        "reversed_amount": {
+            cur: format_micros(v, cur) for cur, v in sorted(report.reversed_amount.items())
+        },
+        "owed_changed": report.owed_changes,
     }
     if json_out:
         emit_json(data)
@@ -130,6 +136,13 @@ def ingest(
         f"{report.duplicates} duplicates skipped, {len(report.rejected)} rejected"
         + (f" (see {rejects})" if rejects and report.rejected else "")
     )
+    if report.reversed:
+        taken = ", ".join(
+            f"{format_micros(v, c)} {c}" for c, v in sorted(report.reversed_amount.items())
+        )
+        out.print(
+            f"{report.reversed} reversals ({taken}); {report.owed_changes} payee(s) now owe more"
+        )
 
 
 @app.command()
@@ -138,7 +151,8 @@ def balance(
     currency: Annotated[str | None, typer.Option("--currency", "-c")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show a user's pending, available and held balance per currency."""
+    """Show a user's pending, available and held balance per currency, and what they owe
+    from reversed earnings."""
     user = validation.user_id(user, field="USER")
     if currency:
         balances = [env.ledger.balance(user, get_currency(currency, field="--currency").code)]
@@ -150,7 +164,7 @@ def balance(
                 b.model_dump()
                 | {
                     k + "_display": format_micros(getattr(b, k), b.currency)
-                    for k in ("pending", "available", "held")
+                    for k in ("pending", "available", "held", "owed")
                 }
                 for b in balances
             ]
@@ -160,7 +174,7 @@ def balance(
         out.print(f"{user} has no balance yet")
         return
     table = Table(title=f"Balance of {user}")
-    for col in ("currency", "available", "pending", "held"):
+    for col in ("currency", "available", "pending", "held", "owed"):
         table.add_column(col, justify="left" if col == "currency" else "right")
     for b in balances:
         table.add_row(
@@ -168,8 +182,11 @@ def balance(
             money(b.available, b.currency),
             money(b.pending, b.currency),
             money(b.held, b.currency),
+            Text(format_money(b.owed, b.currency), style="bold red") if b.owed else "",
         )
     out.print(table)
+    if any(b.owed for b in balances):
+        out.print("owed: reversed earnings no balance covered; new earnings pay it back first")
 
 
 @app.command()

@@ -1,8 +1,14 @@
 """Ingest micro-earnings from a CSV or JSON Lines file (optionally gzip-compressed).
 
-Columns (CSV header, or JSON keys): event_id, user_id, amount, currency[, earned_at].
-`amount` is a decimal string of major units ("0.000125"); `earned_at` an ISO 8601 time with
-a timezone (default: now). The whole file is credited in one database transaction:
+Columns (CSV header, or JSON keys): event_id, user_id, amount, currency[, earned_at[,
+reverses, reason]]. `amount` is a decimal string of major units ("0.000125"); `earned_at`
+an ISO 8601 time with a timezone (default: now).
+
+A row whose `reverses` names an earning's event id is a reversal of that earning: its own
+`event_id` is the reversal's id (its idempotency key), `amount` what is taken back (empty:
+all that is left), `reason` says why (required), `user_id` and `currency` must be the
+earning's, and `earned_at` stays empty. Reversals apply after the file's earnings (they may
+reverse one of them). The whole file is credited in one database transaction:
 
 - strict (default): one bad row refuses the whole file, nothing is written, and the error
   names the line, the field and the rule (the first few bad lines are listed);
@@ -28,12 +34,20 @@ from typing import IO, Any
 
 from payouts.domain import validation
 from payouts.domain.money import CURRENCIES, parse_micros
-from payouts.errors import IdempotencyConflict, IngestRefused, InvalidInput, PayoutError
+from payouts.errors import (
+    IdempotencyConflict,
+    IngestRefused,
+    InvalidInput,
+    PayoutError,
+    ReversalRefused,
+)
 from payouts.ledger import IN_BATCH_CONFLICT, CreditSummary, EarningRow, Ledger
+from payouts.ledger.reversals import ReversalRow, check_reversal
 from payouts.store.tables import to_epoch_us
 
-COLUMNS = ("event_id", "user_id", "amount", "currency", "earned_at")
+COLUMNS = ("event_id", "user_id", "amount", "currency", "earned_at", "reverses", "reason")
 REQUIRED = COLUMNS[:4]
+POSITIONAL = (4, 5, 7)  # the column counts a file without a header may have
 MAX_LISTED = 20
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -53,6 +67,9 @@ class IngestReport:
     duplicates: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     credited_amount: dict[str, int] = field(default_factory=dict)
+    reversed: int = 0
+    reversed_amount: dict[str, int] = field(default_factory=dict)
+    owed_changes: int = 0  # payees whose owed amount the file's reversals changed
 
 
 def open_text(path: Path) -> IO[str]:
@@ -81,19 +98,39 @@ class _RowParser:
         self.now = now
         self._times: dict[str, int] = {}
 
-    def __call__(self, values: dict[str, Any]) -> EarningRow:
+    def __call__(self, values: dict[str, Any]) -> EarningRow | ReversalRow:
         ev = validation.event_id(values.get("event_id"))
         user = validation.user_id(values.get("user_id"))
+        reverses = values.get("reverses") or None
         raw_amount = values.get("amount")
-        if raw_amount is None:
+        if raw_amount is None or (raw_amount == "" and reverses is None):
             raise InvalidInput("amount: missing", field="amount")
-        amount = parse_micros(raw_amount, field="amount", allow_zero=False)
+        amount = parse_micros(raw_amount, field="amount", allow_zero=False) if raw_amount else None
         cur = values.get("currency")
         code = cur.strip().upper() if isinstance(cur, str) else None
         if code not in CURRENCIES:
             raise InvalidInput(
                 f"currency: {cur!r} is not a supported ISO 4217 currency code", field="currency"
             )
+        reason = values.get("reason") or None
+        if reverses is not None:
+            if values.get("earned_at"):
+                raise InvalidInput("earned_at: a reversal row leaves it empty", field="earned_at")
+            return check_reversal(
+                ReversalRow(
+                    ev,
+                    validation.event_id(reverses, field="reverses"),
+                    amount,
+                    reason if isinstance(reason, str) else "",
+                    user,
+                    code,
+                )
+            )
+        if reason is not None:
+            raise InvalidInput(
+                "reason: only a reversal row (with reverses) has one", field="reason"
+            )
+        assert amount is not None
         earned = values.get("earned_at")
         earned_us: int | None
         if earned is None or earned == "":
@@ -112,9 +149,12 @@ class _RowParser:
         return EarningRow(ev, user, code, amount, earned_us)
 
 
+Row = EarningRow | ReversalRow
+
+
 def read_rows(
     fh: IO[str], fmt: str, now: datetime
-) -> Iterator[tuple[int, EarningRow | None, str | None, str]]:
+) -> Iterator[tuple[int, Row | None, str | None, str]]:
     """Yield (line number, row or None, error or None, raw text) for every data line."""
     parse = _RowParser(now)
     if fmt == "jsonl":
@@ -156,7 +196,7 @@ def read_rows(
                     )
                 header = names
                 continue
-            header = COLUMNS[: len(record)] if len(record) in (4, 5) else COLUMNS
+            header = COLUMNS[: len(record)] if len(record) in POSITIONAL else COLUMNS[:5]
         raw = ",".join(record)
         if len(record) != len(header):
             yield number, None, f"expected {len(header)} columns, found {len(record)}", raw
@@ -184,6 +224,8 @@ def ingest_file(
     fmt = fmt or detect_format(path)
     report = IngestReport(path=str(path))
     now = now or datetime.now(UTC)
+    reversals: list[ReversalRow] = []  # filled while the earnings are read
+    lines: dict[str, tuple[int, str]] = {}  # a reversal's id -> its first line
 
     with open_text(path) as fh:
         raw_bytes = getattr(fh, "buffer", None)
@@ -197,7 +239,10 @@ def ingest_file(
                     if pos is not None:
                         progress(pos - last)
                         last = pos
-                if row is not None:
+                if isinstance(row, ReversalRow):
+                    reversals.append(row)
+                    lines.setdefault(row.reversal_id, (number, raw))
+                elif row is not None:
                     yield row
                 else:
                     report.rejected.append(Rejected(number, error or "invalid", raw))
@@ -208,11 +253,25 @@ def ingest_file(
 
         try:
             summary = ledger.credit_earnings(
-                good_rows(), on_conflict="raise" if rejects is None else "skip"
+                good_rows(), on_conflict="raise" if rejects is None else "skip", reversals=reversals
             )
-        except IdempotencyConflict as exc:
-            raise IngestRefused(f"{path}: refused, nothing written: {exc.message}") from None
+        except (IdempotencyConflict, ReversalRefused) as exc:
+            where = next(
+                (
+                    f"line {n}: "
+                    for rid, (n, _) in lines.items()
+                    if f"(reversal {rid!r})" in exc.message
+                ),
+                "",
+            )
+            raise IngestRefused(f"{path}: refused, nothing written: {where}{exc.message}") from None
     _merge(report, summary)
+    for refusal in summary.reversals.refused if summary.reversals else ():
+        number, raw = lines.get(refusal.reversal_id, (0, ""))
+        report.rejected.append(
+            Rejected(number, f"event_id {refusal.event_id!r}: {refusal.reason}", raw)
+        )
+    report.rejected.sort(key=lambda r: r.line)
     if summary.conflicts:
         _locate(path, fmt, now, report, summary)
     if rejects is not None:
@@ -224,6 +283,11 @@ def _merge(report: IngestReport, summary: CreditSummary) -> None:
     report.credited = summary.credited
     report.duplicates = summary.duplicates
     report.credited_amount = dict(summary.credited_amount)
+    if summary.reversals is not None:
+        report.reversed = summary.reversals.reversed
+        report.duplicates += summary.reversals.duplicates
+        report.reversed_amount = dict(summary.reversals.amount)
+        report.owed_changes = len(summary.reversals.owed_changes)
 
 
 def _locate(
@@ -238,7 +302,9 @@ def _locate(
     first: dict[str, EarningRow] = {}
     with open_text(path) as fh:
         for number, row, _, raw in read_rows(fh, fmt, now):
-            if row is None or (row.event_id not in with_ledger and row.event_id not in in_batch):
+            if not isinstance(row, EarningRow) or (
+                row.event_id not in with_ledger and row.event_id not in in_batch
+            ):
                 continue
             seen = first.setdefault(row.event_id, row)
             if seen is row and row.event_id in with_ledger:

@@ -147,7 +147,7 @@ class Reversals:
             rid, ev = row[0], row[1]
             if on_conflict == "raise":
                 raise (IdempotencyConflict if conflict else ReversalRefused)(
-                    f"event_id {ev!r}: {why}", field="event_id"
+                    f"event_id {ev!r} (reversal {rid!r}): {why}", field="event_id"
                 )
             summary.refused.append(Refusal(rid, ev, why))
 
