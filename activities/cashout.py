@@ -42,6 +42,7 @@ from payouts.domain.messages import (
     WalletPayout,
     WalletPayoutInput,
 )
+from payouts.domain.money import format_money
 from payouts.errors import PayoutError, RailRetryAfter, RailTimeout
 from payouts.ledger import Ledger
 from payouts.ledger import risk_facts as facts
@@ -59,6 +60,7 @@ from payouts.temporal.interfaces import CashoutSteps
 log = logging.getLogger("payouts.activities")
 P = ParamSpec("P")
 T = TypeVar("T")
+OWED_LOOKBACK = timedelta(days=90)  # how far back owing beyond the limit sends to review
 
 
 def _application_error(exc: PayoutError) -> ApplicationError:
@@ -143,8 +145,14 @@ class CashoutActivities(CashoutSteps):
         vault: Vault,
         fingerprint_key: bytes,
         admitter: Admitter,
+        owed_allowances: dict[str, int] | None = None,
+        owed_review_above: dict[str, int] | None = None,
     ) -> None:
         self.admitter = admitter
+        # per currency (the worker's policy): what a payee may owe and still start a
+        # cash-out, and above what owing (in the last OWED_LOOKBACK) sends it to review
+        self.owed_allowances = owed_allowances or {}
+        self.owed_review_above = owed_review_above or {}
         self.ledger = ledger
         self.identity = identity
         self.wallet = wallet
@@ -186,6 +194,7 @@ class CashoutActivities(CashoutSteps):
             amount=r.amount,
             daily_amount_limit=r.daily_amount_limit,
             daily_count_limit=r.daily_count_limit,
+            owed_allowances=self.owed_allowances,
         )
         return Reserved(
             reserve=ReserveResult(
@@ -206,7 +215,23 @@ class CashoutActivities(CashoutSteps):
             as_of=inp.as_of,
         )
         score, reasons = risk.assess(found)
-        return RiskResult(score=score, reasons=reasons)
+        return RiskResult(score=score, reasons=reasons, review=self._owed_flags(inp))
+
+    def _owed_flags(self, inp: RiskInput) -> tuple[str, ...]:
+        """A payee who owed more than the policy's limit after a reversal lately is seen
+        by a reviewer (in any currency: the debt says something about the payee)."""
+        if not self.owed_review_above:
+            return ()
+        peaks = facts.owed_peaks(self.ledger.db, inp.user_id, inp.as_of - OWED_LOOKBACK)
+        flags = []
+        for cur, (owed, at) in sorted(peaks.items()):
+            limit = self.owed_review_above.get(cur)
+            if limit is not None and owed > limit:
+                flags.append(
+                    f"owed {format_money(owed, cur)} after reversed earnings on {at:%Y-%m-%d} "
+                    f"(reviewed above {format_money(limit, cur)})"
+                )
+        return tuple(flags)
 
     @activity.defn(name=A.BOOK_PAYOUT)
     @domain_errors

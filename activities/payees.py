@@ -1,9 +1,11 @@
-"""Payee activities: apply a change the platform signed to a payout profile, and sweep the
-standing instructions for automatic cash-outs that are due.
+"""Payee activities: apply a change the platform signed to a payout profile or a reversal
+of an earning it signed, and sweep the standing instructions for automatic cash-outs that
+are due.
 
-A profile change is admitted like a cash-out request: the platform's signature over the
-change (`trust.profile_message`), made within `REQUEST_TTL` of the server starting it; a
-refusal is written to the security log. The sweep starts each due cash-out signed with our
+A profile change or a reversal is admitted like a cash-out request: the platform's
+signature over it (`trust.profile_message`, `trust.reversal_message`), run under its own
+workflow id, made within `REQUEST_TTL` of the server starting it; a refusal is written to
+the security log. The sweep starts each due cash-out signed with our
 service key as an automatic one; admission then checks it against the payee's own rule.
 """
 
@@ -37,8 +39,10 @@ from payouts.domain.profiles import (
     dormant_request_id,
 )
 from payouts.domain.requests import build_input
+from payouts.domain.reversals import ReversalInput, ReversalResult
 from payouts.errors import PayoutError, RailTransientError
 from payouts.ledger import Ledger
+from payouts.ledger.reversals import ReversalRow
 from payouts.payees.dormant import dormant_page
 from payouts.payees.profiles import Profiles, auto_page
 from payouts.rails.bank.vop import PayeeVerifier
@@ -114,19 +118,73 @@ class PayeeActivities(PayeeSteps):
 
     def _refusal(self, inp: ProfileChangeInput) -> str | None:
         change = inp.change
-        if not change.platform_signature:
-            return "change: not signed by the platform"
-        if activity.info().workflow_id != contract.profile_change_id(change.change_id):
-            return "change: started under another workflow id than its change id"
-        if not keys.verify(
-            self.platform_public_key, trust.profile_message(change), change.platform_signature
-        ):
-            return "change: the platform's signature does not verify"
-        if change.requested_at > inp.started_at + CLOCK_SKEW:
+        return self._unsigned(
+            "change",
+            change.platform_signature,
+            trust.profile_message(change),
+            contract.profile_change_id(change.change_id),
+            change.requested_at,
+            inp.started_at,
+        )
+
+    def _unsigned(
+        self,
+        what: str,
+        signature: str,
+        message: bytes,
+        workflow_id: str,
+        requested_at: datetime,
+        started_at: datetime,
+    ) -> str | None:
+        """Why a platform action is refused (None: it is the platform's, run as itself)."""
+        if not signature:
+            return f"{what}: not signed by the platform"
+        if activity.info().workflow_id != workflow_id:
+            return f"{what}: started under another workflow id than its own id"
+        if not keys.verify(self.platform_public_key, message, signature):
+            return f"{what}: the platform's signature does not verify"
+        if requested_at > started_at + CLOCK_SKEW:
             return "requested_at: in the future"
-        if inp.started_at - change.requested_at > REQUEST_TTL:
-            return "requested_at: the change is too old; send a new one"
+        if started_at - requested_at > REQUEST_TTL:
+            return f"requested_at: the {what} is too old; send a new one"
         return None
+
+    @activity.defn(name=A.APPLY_REVERSAL)
+    def apply_reversal(self, inp: ReversalInput) -> ReversalResult:
+        """Reverse (part of) an earning as the platform signed it, or say why not."""
+        req = inp.request
+        why = self._unsigned(
+            "reversal",
+            req.platform_signature,
+            trust.reversal_message(req),
+            contract.reversal_workflow_id(req.reversal_id),
+            req.requested_at,
+            inp.started_at,
+        )
+        if why is not None:
+            security_log.record(
+                self.ledger.db,
+                at=datetime.now(UTC),
+                actor="platform",
+                action=f"reverse earning {req.event_id}"[:64],
+                subject=activity.info().workflow_id,  # the run that was tried
+                reason=why,
+            )
+            return ReversalResult(applied=False, refusal=why)
+        row = ReversalRow(req.reversal_id, req.event_id, req.amount, req.reason)
+        try:
+            summary = self.ledger.reverse_earnings([row])
+        except PayoutError as exc:
+            return ReversalResult(applied=False, refusal=exc.message)
+        done = self.ledger.reversal(req.reversal_id)
+        if done is None:  # (a duplicate is only counted when the row exists)
+            return ReversalResult(applied=False, refusal="reversal: not applied")
+        return ReversalResult(
+            applied=True,
+            duplicate=summary.duplicates == 1,
+            **{k: done[k] for k in ("user_id", "currency", "amount", "from_pending",
+                                    "from_available", "owed", "owed_after")},
+        )  # fmt: skip
 
     @activity.defn(name=A.SWEEP_AUTO_CASHOUTS)
     async def sweep_auto_cashouts(self, page: SweepPage) -> SweepResult:
@@ -226,4 +284,9 @@ class PayeeActivities(PayeeSteps):
         return check
 
     def all(self) -> list[Callable[..., object]]:
-        return [self.apply_profile_change, self.sweep_auto_cashouts, self.verify_payee]
+        return [
+            self.apply_profile_change,
+            self.sweep_auto_cashouts,
+            self.verify_payee,
+            self.apply_reversal,
+        ]

@@ -222,13 +222,14 @@ class CashoutWorkflow(CashoutRun):
         """The policy's verdict on amount and risk, sent to review by what it does not see:
         a bank holder not compared with a verified identity, a payee the bank verified only
         as a close match (or could not), a saved destination still in its cool-off or
-        shared with another payee."""
+        shared with another payee, a payee who recently owed beyond the policy's limit."""
         assert self.progress.risk is not None
         reasons = ["the account holder could not be compared with a verified identity"]
         reasons = reasons if self.identity.holder_uncompared else []
         reasons += [self.payee.review_reason] if self.payee.review_reason else []
         if self.profile_facts is not None:
             reasons += review_reasons(self.profile_facts, workflow.now())
+        reasons += self.progress.risk.review
         verdict = decide(self.inp.rules, self.inp.quote.gross, self.progress.risk.score)
         return escalate(verdict, reasons)
 

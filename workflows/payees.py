@@ -1,6 +1,7 @@
 """Payee workflows: one run applies one change to a payout profile (its history is the
-change's audit trail), and the automatic cash-out sweep (a Temporal Schedule) pages
-through the standing instructions and starts the cash-outs that are due."""
+change's audit trail), one run applies one reversal of an earning (likewise), and the
+automatic cash-out sweep (a Temporal Schedule) pages through the standing instructions and
+starts the cash-outs that are due."""
 
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
         SweepPage,
         SweepResult,
     )
+    from payouts.domain.reversals import ReversalInput, ReversalRequest, ReversalResult
     from payouts.temporal.contract import Patch, Workflow
     from payouts.temporal.interfaces import PayeeSteps
     from workflows.steps import LOCAL_RETRY
@@ -30,6 +32,18 @@ class PayeeProfileWorkflow:
         return await workflow.execute_local_activity_method(
             PayeeSteps.apply_profile_change,
             ProfileChangeInput(change=change, started_at=workflow.info().start_time),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=LOCAL_RETRY,
+        )
+
+
+@workflow.defn(name=Workflow.REVERSAL)
+class EarningReversalWorkflow:
+    @workflow.run
+    async def run(self, request: ReversalRequest) -> ReversalResult:
+        return await workflow.execute_local_activity_method(
+            PayeeSteps.apply_reversal,
+            ReversalInput(request=request, started_at=workflow.info().start_time),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=LOCAL_RETRY,
         )

@@ -15,7 +15,11 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from workflows.bank import BankBatchWorkflow, BankReportsWorkflow
 from workflows.cashout import CashoutWorkflow
 from workflows.ops import NotificationsWorkflow, ReconcileWorkflow
-from workflows.payees import AutoCashoutSweepWorkflow, PayeeProfileWorkflow
+from workflows.payees import (
+    AutoCashoutSweepWorkflow,
+    EarningReversalWorkflow,
+    PayeeProfileWorkflow,
+)
 
 WORKFLOWS = [
     CashoutWorkflow,
@@ -25,6 +29,7 @@ WORKFLOWS = [
     ReconcileWorkflow,
     PayeeProfileWorkflow,
     AutoCashoutSweepWorkflow,
+    EarningReversalWorkflow,
 ]
 PASSTHROUGH = (
     "payouts",

@@ -118,6 +118,12 @@ class Stack:
             vault=self.vault,
             fingerprint_key=settings.secret_key.encode(),
             admitter=self.admitter,
+            owed_allowances={c: r.owed_allowance for c, r in self.policy.currencies.items()},
+            owed_review_above={
+                c: r.owed_review_above
+                for c, r in self.policy.currencies.items()
+                if r.owed_review_above is not None
+            },
         )
         self.payee_activities = PayeeActivities(
             profiles=self.profiles,

@@ -1,9 +1,9 @@
 """`payouts`: the command line for operators, reviewers and the demo.
 
-One module per command group (`ledger`, `cashouts`, `review`, `rails`, `stack`, `db`), each
-a thin shell over the services. Every read command takes `--json`. Every error ends with a
-one-line message on stderr and a non-zero exit status (1: refused or invalid, 2: usage);
-never a traceback, unless PAYOUTS_DEBUG=1.
+One module per command group (`ledger`, `cashouts`, `review`, `reversals`, `rails`, `stack`,
+`db`, ...), each a thin shell over the services. Every read command takes `--json`. Every
+error ends with a one-line message on stderr and a non-zero exit status (1: refused or
+invalid, 2: usage); never a traceback, unless PAYOUTS_DEBUG=1.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from payouts.cli import (  # noqa: F401  (each module registers its commands)
     ledger,
     profile,
     rails,
+    reversals,
     review,
     security,
     stack,

@@ -71,6 +71,9 @@ class RiskInput(Frozen):
 class RiskResult(Frozen):
     score: int
     reasons: tuple[str, ...]
+    # what sends the cash-out to a reviewer whatever its score (e.g. the payee recently
+    # owed more than the policy's limit after reversed earnings)
+    review: tuple[str, ...] = ()
 
 
 class PostInput(Frozen):

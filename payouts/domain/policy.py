@@ -128,11 +128,19 @@ class CurrencyPolicy(_Frozen):
     review_above: DecimalAmount
     four_eyes_above: DecimalAmount
     daily_amount_limit: DecimalAmount
+    # what a payee may owe (reversed earnings no balance covered) and still start a
+    # cash-out; and above what a reviewer looks at their cash-outs (None: never flagged)
+    owed_allowance: DecimalAmount = 0
+    owed_review_above: DecimalAmount | None = None
 
     @model_validator(mode="after")
     def _order(self) -> Self:
         if self.four_eyes_above < self.review_above:
             raise _broken("four_eyes_above must be at least review_above")
+        if self.owed_allowance < 0:
+            raise _broken("owed_allowance must not be negative")
+        if self.owed_review_above is not None and self.owed_review_above < self.owed_allowance:
+            raise _broken("owed_review_above must be at least owed_allowance")
         if self.daily_amount_limit < self.min_cashout:
             raise _broken("daily_amount_limit must be at least min_cashout")
         return self
@@ -170,6 +178,13 @@ class AutomaticPolicy(_Frozen):
     # pay a balance untouched (no earning, no cash-out) for this many days to the payee's
     # default destination, if they have one (None: never)
     dormant_days: Annotated[int | None, Field(ge=7, le=3650, strict=True)] = None
+
+
+class OwedPolicy(_Frozen):
+    """What a payee owes from reversed earnings: when reconciliation flags it."""
+
+    # reconciliation lists a payee who has owed something for longer than this
+    flag_after_days: Annotated[int, Field(gt=0, le=3650, strict=True)] = 30
 
 
 Role = Literal["reviewer", "senior"]
@@ -211,6 +226,7 @@ class Policy(_Frozen):
     methods: dict[Method, MethodPolicy]
     reviewers: list[Reviewer] = Field(default_factory=list)
     automatic: AutomaticPolicy = Field(default_factory=AutomaticPolicy)
+    owed: OwedPolicy = Field(default_factory=OwedPolicy)
 
     @field_validator("currencies")
     @classmethod

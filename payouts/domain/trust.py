@@ -4,8 +4,9 @@ Temporal access is transport, not identity: anyone who reaches the frontend can 
 workflow or send a signal with any payload. So every action that moves money names its
 principal and carries that principal's signature over exactly what it decides:
 
-- the platform signs a cash-out request (`request_message`), a payee's cancel and each
-  change to a payee's payout profile (`profile_message`); our sweep signs the automatic
+- the platform signs a cash-out request (`request_message`), a payee's cancel, each
+  change to a payee's payout profile (`profile_message`) and each reversal of an earning
+  (`reversal_message`); our sweep signs the automatic
   cash-outs a payee's standing instruction asks for (with the service key);
 - a reviewer signs a decision or a cancel, bound to the workflow id and the request's
   digest (`decision_message`, `cancel_message`), with a time and a nonce;
@@ -27,6 +28,7 @@ from typing import Any
 
 from payouts.domain.cashout import CashoutInput, CashoutRequest, Destination
 from payouts.domain.profiles import ProfileChange
+from payouts.domain.reversals import ReversalRequest
 
 SIGNATURE_TTL = timedelta(minutes=15)  # how long a signed decision or cancel stays usable
 CLOCK_SKEW = timedelta(minutes=2)  # how far in the future a signature's time may be
@@ -93,6 +95,13 @@ def profile_message(change: ProfileChange) -> bytes:
     """What the platform signs to change a payee's payout profile."""
     return canonical(
         "profile-change", change.model_dump(mode="json", exclude={"platform_signature"})
+    )
+
+
+def reversal_message(request: ReversalRequest) -> bytes:
+    """What the platform signs to reverse (part of) an earning."""
+    return canonical(
+        "earning-reversal", request.model_dump(mode="json", exclude={"platform_signature"})
     )
 
 

@@ -14,6 +14,7 @@ Every transition goes through `Books.idempotent` and `Books.post`, like every le
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -115,10 +116,12 @@ class Holds:
         amount: int,
         daily_amount_limit: int | None = None,
         daily_count_limit: int | None = None,
-        owed_allowance: int = 0,
+        owed_allowances: Mapping[str, int] | None = None,
     ) -> HoldReceipt:
         """available -> held, if the available balance covers `amount`, limits allow, and
-        the payee owes no more than `owed_allowance` in this currency."""
+        the payee owes, in every currency, no more than its allowance (`owed_allowances`,
+        per currency; none given: nothing may be owed). What is owed in one currency stops
+        cash-outs in all: a debt is not left behind while other balances are paid out."""
         check_positive(amount, "amount")
         content = {"hold_id": hold_id, "user_id": user_id, "currency": currency, "amount": amount}
 
@@ -130,13 +133,15 @@ class Holds:
             available_key = (user_id, str(Kind.AVAILABLE), currency)
             ids = self.books.accounts.ensure(conn, [available_key], fresh)
             available = self.books.balance(conn, ids[available_key], lock=True)
-            owed = owed_balances(self.books, conn, [user_id]).get((user_id, currency), 0)
-            if owed > owed_allowance:
-                raise OwedBalance(
-                    f"amount: {user_id} owes {format_money(owed, currency)} from reversed "
-                    f"earnings; cash-outs start again once it is at most "
-                    f"{format_money(owed_allowance, currency)} (new earnings pay it back first)"
-                )
+            allowances = owed_allowances or {}
+            for (_, cur), owed in sorted(owed_balances(self.books, conn, [user_id]).items()):
+                allowed = allowances.get(cur, 0)
+                if owed > allowed:
+                    raise OwedBalance(
+                        f"amount: {user_id} owes {format_money(owed, cur)} from reversed "
+                        f"earnings; cash-outs start again once it is at most "
+                        f"{format_money(allowed, cur)} (new earnings pay it back first)"
+                    )
             if daily_amount_limit is not None or daily_count_limit is not None:
                 _check_limits(
                     conn, user_id, currency, amount, now, daily_amount_limit, daily_count_limit

@@ -59,6 +59,7 @@ class Ledger:
         self.credit_earnings = earnings.credit
         self.mature_due = earnings.mature_due
         self.reverse_earnings = reversals.reverse
+        self.reversal = reversals.find
         # cash-outs
         self.reserve = holds.reserve
         self.post = holds.post

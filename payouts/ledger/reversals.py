@@ -33,6 +33,7 @@ from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String
 
 from payouts.domain import validation
 from payouts.domain.money import INT64_MAX, format_money
+from payouts.domain.reversals import OWED_CHANGED
 from payouts.errors import IdempotencyConflict, InvalidAmount, InvalidInput, ReversalRefused
 from payouts.ledger.accounts import ACCOUNTS, PLATFORM, AccountKey, Kind
 from payouts.ledger.books import TRANSACTIONS, Books
@@ -44,7 +45,6 @@ EARNINGS = Earning.__table__  # type: ignore[attr-defined]
 REVERSALS = EarningReversal.__table__  # type: ignore[attr-defined]
 REVERSAL_COLUMNS = tuple(c.name for c in REVERSALS.columns)
 IN_BATCH_CONFLICT = "reversal id appears twice in this batch with different content"
-OWED_CHANGED = "OWED_CHANGED"  # the outbox stage; the platform sees "payee.owed_changed"
 MAX_REASON = 500
 MAX_LISTED = 20  # reversal ids named in one notification
 
@@ -122,6 +122,12 @@ class Reversals:
     def __init__(self, books: Books) -> None:
         self.books = books
         self._stage = books.db.dialect.staging_table("reversal_stage", _STAGE)
+
+    def find(self, reversal_id: str) -> dict[str, Any] | None:
+        """The reversal applied under this id (its row), or None."""
+        with self.books.db.read_connection() as conn:
+            row = conn.execute(select(REVERSALS).where(REVERSALS.c.id == reversal_id)).first()
+        return None if row is None else dict(row._mapping)
 
     def reverse(
         self, rows: Iterable[ReversalRow], *, on_conflict: str = "raise"

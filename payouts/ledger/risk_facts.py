@@ -18,11 +18,12 @@ from payouts.errors import InvalidState
 from payouts.ledger.results import HoldStatus
 from payouts.store.database import Database
 from payouts.store.dialect import Dialect
-from payouts.store.tables import Earning, Hold, PayoutDestination, to_epoch_us
+from payouts.store.tables import Earning, EarningReversal, Hold, PayoutDestination, to_epoch_us
 
 _EARN = Earning.__table__  # type: ignore[attr-defined]
 _HOLD = Hold.__table__  # type: ignore[attr-defined]
 _DEST = PayoutDestination.__table__  # type: ignore[attr-defined]
+_REVERSAL = EarningReversal.__table__  # type: ignore[attr-defined]
 
 
 def destination_fingerprint(destination: Destination, key: bytes) -> str:
@@ -141,3 +142,18 @@ def _record_destination(
             {"last_used_at": when},
         )
     )
+
+
+def owed_peaks(db: Database, user_id: str, since: datetime) -> dict[str, tuple[int, datetime]]:
+    """Per currency, the most this payee owed after a reversal since `since`, and when."""
+    r = _REVERSAL.c
+    with db.read_connection() as conn:
+        rows = conn.execute(
+            select(r.currency, r.owed_after, r.created_at)
+            .where(r.user_id == user_id, r.created_at > since, r.owed_after > 0)
+            .order_by(r.owed_after.desc())
+        ).all()
+    peaks: dict[str, tuple[int, datetime]] = {}
+    for cur, owed, at in rows:
+        peaks.setdefault(cur, (int(owed), at))
+    return peaks

@@ -1,7 +1,8 @@
 """`PayoutsClient`: the platform's and reviewers' API over the Temporal client.
 
-The platform quotes and requests cash-outs; reviewers list held ones and decide; the payee
-(through the platform) cancels and reads the status. Temporal connection settings come from
+The platform quotes and requests cash-outs, manages payout profiles and reverses earnings;
+reviewers list held ones and decide; the payee (through the platform) cancels and reads
+the status. Temporal connection settings come from
 Temporal's standard environment configuration (`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`,
 `TEMPORAL_API_KEY`, TLS options, `TEMPORAL_PROFILE` and the config file), defaulting to the
 embedded server at localhost:7233.
@@ -48,13 +49,14 @@ from payouts.temporal import contract, search
 from payouts.temporal.connection import connect
 from payouts.temporal.contract import Query, Signal
 from payouts.temporal.profiling import ProfileCalls
+from payouts.temporal.reversing import ReversalCalls
 from payouts.temporal.reviewing import ReviewerCalls
 from payouts.temporal.starting import Ticket, start_cashout
 
 ANSWER_TIMEOUT = 60.0  # seconds to wait for a signalled decision or cancel to be taken
 
 
-class PayoutsClient(ReviewerCalls, ProfileCalls):
+class PayoutsClient(ReviewerCalls, ProfileCalls, ReversalCalls):
     """The platform's and reviewers' API. The platform signs what it starts and the payees'
     cancels with its key (`platform_key`); reviewers sign with theirs (`keyring` finds a
     reviewer's key by id, or pass `key=`). Unsigned calls reach the workflow and are

@@ -21,6 +21,7 @@ class Workflow:
     RECONCILE: Final = "ReconcileWorkflow"
     PROFILE: Final = "PayeeProfileWorkflow"
     AUTO_SWEEP: Final = "AutoCashoutSweepWorkflow"
+    REVERSAL: Final = "EarningReversalWorkflow"
 
 
 class Signal:
@@ -69,6 +70,7 @@ class Activity:
     APPLY_PROFILE_CHANGE: Final = "apply_profile_change"
     SWEEP_AUTO_CASHOUTS: Final = "sweep_auto_cashouts"
     VERIFY_PAYEE: Final = "verify_payee"  # Verification of Payee, before a bank transfer
+    APPLY_REVERSAL: Final = "apply_reversal"  # an earning reversal the platform signed
     # operations
     DELIVER_NOTIFICATIONS: Final = "deliver_notifications"
     RECONCILE_DAY: Final = "reconcile_day"
@@ -111,6 +113,11 @@ def profile_change_id(change_id: str) -> str:
     """The workflow that applies one change to a payee's profile (a re-sent change meets
     the first one's run and result)."""
     return f"profile-{change_id}"
+
+
+def reversal_workflow_id(reversal_id: str) -> str:
+    """The workflow that applies one reversal (a re-sent one meets the first run)."""
+    return f"reversal-{reversal_id}"
 
 
 def poller_id(workflow_name: str) -> str:

@@ -44,6 +44,7 @@ from payouts.domain.profiles import (
     SweepPage,
     SweepResult,
 )
+from payouts.domain.reversals import ReversalInput, ReversalResult
 from payouts.temporal.contract import Activity as A
 
 
@@ -141,8 +142,9 @@ class OpsSteps:
 
 class PayeeSteps:
     """Payees: apply a signed change to a profile (local), one page of the automatic
-    cash-out sweep (it starts cash-outs through Temporal), and Verification of Payee (the
-    bank's name check, kept with a saved destination)."""
+    cash-out sweep (it starts cash-outs through Temporal), Verification of Payee (the
+    bank's name check, kept with a saved destination), and apply a signed reversal of an
+    earning (local)."""
 
     @activity.defn(name=A.VERIFY_PAYEE)
     async def verify_payee(self, inp: PayeeCheckInput) -> PayeeCheck:
@@ -154,4 +156,8 @@ class PayeeSteps:
 
     @activity.defn(name=A.SWEEP_AUTO_CASHOUTS)
     async def sweep_auto_cashouts(self, page: SweepPage) -> SweepResult:
+        raise NotImplementedError
+
+    @activity.defn(name=A.APPLY_REVERSAL)
+    def apply_reversal(self, inp: ReversalInput) -> ReversalResult:
         raise NotImplementedError

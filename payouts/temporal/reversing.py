@@ -1,0 +1,82 @@
+"""What the platform does with reversals through the client: reverse (part of) an earning.
+
+The platform signs the request (`trust.reversal_message`); the worker applies it in an
+`EarningReversalWorkflow` of its own, or refuses it with the reason (`ReversalRefused`)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from payouts.domain import trust
+from payouts.domain.money import parse_micros
+from payouts.domain.reversals import ReversalRequest, ReversalResult
+from payouts.errors import InvalidInput, ReversalRefused
+from payouts.security.keys import SigningKey
+from payouts.temporal import contract
+from payouts.temporal.contract import Workflow
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+
+class ReversalCalls:
+    """The reversal part of `PayoutsClient` (which provides the transport and the key)."""
+
+    client: Client
+    task_queue: str
+    platform_key: SigningKey | None
+
+    async def reverse_earning(
+        self,
+        event_id: str,
+        *,
+        reason: str,
+        amount: str | int | None = None,
+        reversal_id: str | None = None,
+    ) -> ReversalResult:
+        """Take back `amount` (a decimal string, or micro-units; None: all that is left) of
+        the earning `event_id`, for `reason`. Idempotent by `reversal_id` (default: a new
+        one): re-sent, it meets the first run and answers its result. A refusal raises
+        `ReversalRefused` naming the event."""
+        micros = (
+            parse_micros(amount, field="amount", allow_zero=False)
+            if isinstance(amount, str)
+            else amount
+        )
+        try:
+            request = ReversalRequest(
+                reversal_id=reversal_id or f"rv-{uuid.uuid4().hex[:20]}",
+                event_id=event_id,
+                amount=micros,
+                reason=reason.strip(),
+                requested_at=datetime.now(UTC),
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise InvalidInput(f"{where}: {first['msg']}", field=where) from None
+        if self.platform_key is not None:
+            signature = self.platform_key.sign(trust.reversal_message(request))
+            request = request.model_copy(update={"platform_signature": signature})
+        wid = contract.reversal_workflow_id(request.reversal_id)
+        try:
+            handle = await self.client.start_workflow(
+                Workflow.REVERSAL,
+                request,
+                id=wid,
+                task_queue=self.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                result_type=ReversalResult,
+            )
+        except WorkflowAlreadyStartedError:
+            handle = self.client.get_workflow_handle(wid, result_type=ReversalResult)
+        result: ReversalResult = await handle.result()
+        if not result.applied:
+            raise ReversalRefused(result.refusal, field="event_id")
+        return result

@@ -1,0 +1,121 @@
+"""Reversals end to end: the platform takes back an earning (signed, through Temporal), the
+payee owes what no balance covered, the platform hears of it, cash-outs wait, the next
+earnings pay it back, and a reviewer sees the payee's next cash-out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from payouts.domain import trust
+from payouts.domain.cashout import Stage
+from payouts.domain.reversals import OWED_CHANGED, ReversalRequest, ReversalResult
+from payouts.errors import ReversalRefused
+from payouts.rails.platform.notify import body_of, outbox
+from payouts.security.keys import SigningKey
+from payouts.store.security_log import entries as security_log_entries
+from payouts.temporal import contract
+from tests.support.harness import Harness
+
+M = 1_000_000
+
+
+def earn(h: Harness, event_id: str, user: str, amount: int, currency: str = "USD") -> None:
+    h.stack.ledger.credit_earning(
+        event_id=event_id, user_id=user, currency=currency, amount=amount,
+        earned_at=datetime.now(UTC) - timedelta(days=10),
+    )  # fmt: skip
+
+
+async def test_a_reversal_after_payout_is_owed_and_the_next_earnings_pay_it_back(
+    harness: Harness,
+) -> None:
+    """Paid out, then reversed: the payee owes it (the platform hears, signed as every
+    event), a cash-out in another currency waits with the reason, the next earnings settle
+    it first, and the payee's next cash-out is reviewed because they owed beyond the limit."""
+    h = harness
+    earn(h, "task-rae-1", "rae", 30 * M)
+    ticket = await h.cashout("rae", "30", "wallet", "rae@example.com")
+    assert (await h.result(ticket.request_id)).stage is Stage.PAID
+
+    done = await h.client.reverse_earning("task-rae-1", reason="requester rejected the work")
+    assert (done.applied, done.amount, done.from_available, done.owed) == (True, 30 * M, 0, 30 * M)
+    assert h.stack.ledger.balance("rae", "USD").owed == 30 * M
+    [event] = [n for n in outbox(h.stack.db) if n.stage == OWED_CHANGED and n.user_id == "rae"]
+    assert b'"type": "payee.owed_changed"' in body_of(event)
+    assert '"owed_after": 30000000' in event.payload_json
+
+    earn(h, "task-rae-eur", "rae", 20 * M, "EUR")
+    waiting = await h.cashout("rae", "20", "wallet", "rae@example.com", currency="EUR")
+    refused = await h.result(waiting.request_id)
+    assert refused.stage is Stage.FAILED  # as for insufficient funds: nothing was held
+    assert "owes 30.00 USD from reversed earnings" in refused.status.outcome
+    assert h.stack.ledger.balance("rae", "EUR").available == 20 * M  # nothing held
+
+    earn(h, "task-rae-2", "rae", 50 * M)  # settles the 30 first
+    bal = h.stack.ledger.balance("rae", "USD")
+    assert (bal.owed, bal.available) == (0, 20 * M)
+    again = await h.cashout("rae", "20", "wallet", "rae@example.com")
+    status = await h.wait_stage(again.request_id, Stage.AWAITING_REVIEW)
+    assert status.decision is not None and "owed 30.00 USD after reversed earnings" in (
+        status.decision
+    )
+    await h.client.approve(again.request_id, reviewer="carol")
+    assert (await h.result(again.request_id)).stage is Stage.PAID
+    assert h.stack.ledger.audit() == []
+
+
+async def test_a_reversal_is_idempotent_by_its_id_and_refused_beyond_the_earning(
+    harness: Harness,
+) -> None:
+    """Re-sent with its id: the first result, applied once. More than is left: refused,
+    naming the event; nothing moves."""
+    h = harness
+    earn(h, "task-sol-1", "sol", 10 * M)
+    first = await h.client.reverse_earning(
+        "task-sol-1", reason="price adjusted", amount="4", reversal_id="rv-sol-1"
+    )
+    again = await h.client.reverse_earning(
+        "task-sol-1", reason="price adjusted", amount="4", reversal_id="rv-sol-1"
+    )
+    assert first.from_available == 4 * M and again == first  # the first run's answer
+    assert h.stack.ledger.balance("sol", "USD").available == 6 * M
+    with pytest.raises(ReversalRefused, match="'task-sol-1'.*more than the 6.00 USD left"):
+        await h.client.reverse_earning("task-sol-1", reason="again", amount="7")
+    assert h.stack.ledger.balance("sol", "USD").available == 6 * M
+
+
+async def test_a_reversal_not_signed_by_the_platform_moves_nothing(harness: Harness) -> None:
+    """Unsigned, signed with another key, signed but run under another workflow id, or
+    signed long ago: refused and logged; the earning stays whole."""
+    h = harness
+    earn(h, "task-uma-1", "uma", 10 * M)
+    platform = h.client.platform_key
+    assert platform is not None
+    now = datetime.now(UTC)
+
+    def request(rid: str, at: datetime = now) -> ReversalRequest:
+        return ReversalRequest(
+            reversal_id=rid, event_id="task-uma-1", reason="fraud", requested_at=at
+        )
+
+    def signed(req: ReversalRequest, key: SigningKey) -> ReversalRequest:
+        return req.model_copy(update={"platform_signature": key.sign(trust.reversal_message(req))})
+
+    cases = [
+        (request("rv-a1"), "rv-a1", "not signed by the platform"),
+        (signed(request("rv-a2"), SigningKey.generate()), "rv-a2", "does not verify"),
+        (signed(request("rv-a3"), platform), "rv-other", "another workflow id"),
+        (signed(request("rv-a4", now - timedelta(hours=2)), platform), "rv-a4", "too old"),
+    ]
+    for req, rid, why in cases:
+        wid = contract.reversal_workflow_id(rid)
+        result: ReversalResult = await h.temporal.execute_workflow(
+            contract.Workflow.REVERSAL, req, id=wid, task_queue=h.task_queue,
+            result_type=ReversalResult,
+        )  # fmt: skip
+        assert not result.applied and why in result.refusal, (rid, result)
+        assert any(e.subject == wid for e in security_log_entries(h.stack.db))
+    assert h.stack.ledger.balance("uma", "USD").available == 10 * M
+    assert all(h.stack.ledger.reversal(r) is None for r in ("rv-a1", "rv-a2", "rv-a3", "rv-a4"))
