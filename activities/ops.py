@@ -37,6 +37,7 @@ class OpsActivities(OpsSteps):
         bank_outbound: Path,
         reports_dir: Path,
         held_too_long_hours: int,
+        owed_flag_days: int | None = None,
     ) -> None:
         self.db = db
         self.platform = platform
@@ -46,6 +47,7 @@ class OpsActivities(OpsSteps):
         self.bank_outbound = bank_outbound
         self.reports_dir = reports_dir
         self.held_too_long_hours = held_too_long_hours
+        self.owed_flag_days = owed_flag_days
 
     @activity.defn(name=A.DELIVER_NOTIFICATIONS)
     @async_domain_errors
@@ -95,6 +97,7 @@ class OpsActivities(OpsSteps):
             day=day,
             as_of=as_of,
             held_too_long_hours=self.held_too_long_hours,
+            owed_flag_days=self.owed_flag_days,
         )
 
     def all(self) -> list[Callable[..., Any]]:

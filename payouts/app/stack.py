@@ -153,6 +153,7 @@ class Stack:
             bank_outbound=settings.bank_dir / "outbound",
             reports_dir=settings.reports_dir,
             held_too_long_hours=settings.held_too_long_hours,
+            owed_flag_days=self.policy.owed.flag_after_days,
         )
         self.executor = ThreadPoolExecutor(
             max_workers=settings.worker_threads, thread_name_prefix="activity"

@@ -10,7 +10,10 @@ reported with its cause:
 - `amount_differs`: ledger net, rail amount and file amount disagree;
 - `paid_twice`: a rail (or the bank files) holds it more than once;
 - `returned_not_reversed`: the rail returned it, the ledger still counts it paid;
-- `held_too_long`: a hold still reserved after `held_too_long_hours` (any day).
+- `held_too_long`: a hold still reserved after `held_too_long_hours` (any day);
+- `owed_too_long`: a payee who has owed money (reversed earnings no balance covered)
+  without a break for longer than the policy's `owed.flag_after_days` (any day; the
+  mismatch's `cashout` is then the payee's id).
 """
 
 from __future__ import annotations
@@ -30,9 +33,12 @@ from payouts.rails.bank.port import BankLine
 from payouts.rails.giftcards.port import CardLine
 from payouts.rails.wallet.port import WalletPayoutRecord
 from payouts.store.database import Database
-from payouts.store.tables import Hold
+from payouts.store.tables import Account, Hold, LedgerTransaction, Leg
 
 _HOLD = Hold.__table__  # type: ignore[attr-defined]
+ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
+LEGS = Leg.__table__  # type: ignore[attr-defined]
+TRANSACTIONS = LedgerTransaction.__table__  # type: ignore[attr-defined]
 
 KINDS = (
     "missing_at_rail",
@@ -41,6 +47,7 @@ KINDS = (
     "paid_twice",
     "returned_not_reversed",
     "held_too_long",
+    "owed_too_long",
 )
 
 
@@ -96,7 +103,13 @@ def bank_files(outbound: Path, names: list[str]) -> dict[str, list[tuple[str, in
 
 
 def reconcile(
-    db: Database, rails: RailView, *, day: date, as_of: datetime, held_too_long_hours: int
+    db: Database,
+    rails: RailView,
+    *,
+    day: date,
+    as_of: datetime,
+    held_too_long_hours: int,
+    owed_flag_days: int | None = None,
 ) -> Report:
     report = Report(day=day)
     start = datetime.combine(day, time.min, tzinfo=as_of.tzinfo)
@@ -126,6 +139,8 @@ def reconcile(
                 select(_HOLD).where(or_(_HOLD.c.id.in_(sorted(keys)), _HOLD.c.status == "reserved"))
             )
         }
+    if owed_flag_days is not None:
+        report.mismatches += owed_too_long(db, as_of, timedelta(days=owed_flag_days))
     too_long = timedelta(hours=held_too_long_hours)
     for hold in holds.values():
         if hold.status == "reserved" and as_of - hold.created_at > too_long:
@@ -224,3 +239,37 @@ def _check(report: Report, key: str, hold: Any, rail: str | None, found: dict[st
 
 def _net(hold: Any) -> str:
     return format_money(hold.gross - hold.fee, hold.currency)
+
+
+def owed_too_long(db: Database, as_of: datetime, limit: timedelta) -> list[Mismatch]:
+    """Payees who have owed something without a break for longer than `limit`: walking
+    each owed account's legs back from its balance to the last time it was zero."""
+    a, leg, tx = ACCOUNTS.c, LEGS.c, TRANSACTIONS.c
+    found = []
+    with db.read_connection() as conn:
+        owing = conn.execute(
+            select(a.id, a.owner, a.currency, a.balance).where(a.kind == "owed", a.balance < 0)
+        ).all()
+        for acc_id, user, cur, balance in owing:
+            before, since = int(balance), None
+            legs = conn.execute(
+                select(leg.amount, tx.created_at)
+                .join(TRANSACTIONS, tx.id == leg.transaction_id)
+                .where(leg.account_id == acc_id)
+                .order_by(leg.transaction_id.desc())
+            )
+            for amount, created in legs:
+                before -= int(amount)
+                since = created
+                if before >= 0:
+                    break
+            if since is not None and as_of - since > limit:
+                found.append(
+                    Mismatch(
+                        "owed_too_long",
+                        user,
+                        f"owes {format_money(-int(balance), cur)} since "
+                        f"{since:%Y-%m-%d %H:%M} UTC ({(as_of - since).days} days)",
+                    )
+                )
+    return found
