@@ -167,7 +167,7 @@ class PayeeActivities(PayeeSteps):
                 at=datetime.now(UTC),
                 actor="platform",
                 action=f"reverse earning {req.event_id}"[:64],
-                subject=activity.info().workflow_id,  # the run that was tried
+                subject=activity.info().workflow_id or "",  # the run that was tried
                 reason=why,
             )
             return ReversalResult(applied=False, refusal=why)

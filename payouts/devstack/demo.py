@@ -56,9 +56,11 @@ PAYEES = (
     Payee("hana", "Hana Sato", "USD", 3000),
     Payee("jon", "Jon Berg", "USD", 3000),
     Payee("ivy", "Ivy Chen", "USD", 1500),  # paid automatically, at her threshold
+    Payee("kim", "Kim Novak", "USD", 0),  # paid, then a task reversed: owes, pays it back
     Payee("kyc-reject-zoe", "Zoe Quinn", "USD", 5000, IdentityStatus.REJECTED),
 )
 AUTO_PAYEE, AUTO_THRESHOLD = "ivy", "25"
+CLAWBACK = "kim"  # 500 tasks of 0.10 and one of 12.00 (later charged back); cashes out 60
 
 
 def sandbox_iban(last4: str) -> str:
@@ -90,6 +92,8 @@ CASHOUTS = tuple(DemoCashout(*row) for row in (
      "booked, then returned a minute later (AC06): RETURNED, money back"),
     ("jon", "45", "USD", "bank_transfer", sandbox_iban("0909"), "Jon Berg",
      "Verification of Payee: a close match (the bank holds 'J. Berg'): waits for a reviewer"),
+    ("kim", "60", "USD", "gift_card", "kim@example.com", None,
+     "PAID; then her 12.00 task is charged back: she owes 10.00, her next tasks pay it"),
 ))  # fmt: skip
 
 
@@ -119,8 +123,49 @@ def seed(ledger: Ledger, identity: SandboxIdentity, tag: str, now: datetime) -> 
             )
             total += amount
         totals[p.user_id] = total
+    matured = to_epoch_us(now - timedelta(days=5))
+    rows += [
+        EarningRow(f"demo-{tag}-kim-{i}", CLAWBACK, "USD", 100_000, matured) for i in range(500)
+    ]
+    rows.append(EarningRow(chargeback_event(tag), CLAWBACK, "USD", 12_000_000, matured))
+    totals[CLAWBACK] = 62_000_000
     ledger.credit_earnings(rows)
     return totals
+
+
+def chargeback_event(tag: str) -> str:
+    return f"demo-{tag}-kim-task-7731"
+
+
+async def clawback(client: PayoutsClient, ledger: Ledger, tag: str) -> list[str]:
+    """Once kim's cash-out is paid, the platform reverses her 12.00 task (a chargeback):
+    2.00 comes from her balance, 10.00 she owes; then 300 new tasks of 0.05 mature and pay
+    it back first. Returns what happened, to print."""
+    for _ in range(600):
+        status = await client.status(f"demo-{tag}-{CLAWBACK}")
+        if status.stage.value in ("PAID", "FAILED", "REJECTED"):
+            break
+        await asyncio.sleep(0.2)
+    done = await client.reverse_earning(
+        chargeback_event(tag),
+        reason="chargeback: the requester's card payment was reversed",
+        reversal_id=f"demo-{tag}-chargeback",
+    )
+    owed = ledger.balance(CLAWBACK, "USD").owed
+    later = to_epoch_us(datetime.now(UTC) - timedelta(days=4))
+    ledger.credit_earnings(
+        [
+            EarningRow(f"demo-{tag}-kim-later-{i}", CLAWBACK, "USD", 50_000, later)
+            for i in range(300)
+        ]
+    )
+    after = ledger.balance(CLAWBACK, "USD")
+    return [
+        f"{CLAWBACK}: task reversed after her payout: {format_money(done.from_available, 'USD')} "
+        f"from her balance, {format_money(owed, 'USD')} owed; then 300 new tasks (15.00 USD) "
+        f"paid it back first: owes {format_money(after.owed, 'USD')}, available "
+        f"{format_money(after.available, 'USD')}  (payouts statement {CLAWBACK})"
+    ]
 
 
 async def start(client: PayoutsClient, tag: str) -> list[tuple[DemoCashout, Ticket]]:
@@ -183,6 +228,7 @@ def hints(started: list[tuple[DemoCashout, Ticket]]) -> str:
         f"  payouts giftcodes {ids['chloe']} --user chloe   (shown once)\n"
         "  payouts batches                                 (bank files and fees saved)\n"
         "  payouts reconcile --date today\n"
+        f"  payouts statement {CLAWBACK}     (paid, charged back, owed, paid back)\n"
         "  payouts balance ana"
     )
 

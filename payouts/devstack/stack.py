@@ -240,6 +240,9 @@ async def up(
                 for line in demo_module.describe(started):
                     console.print("  " + line, markup=False)
                 console.print(demo_module.hints(started))
+                tag = started[0][1].request_id.removeprefix("demo-").rsplit("-", 1)[0]
+                for line in await demo_module.clawback(payouts, stack.ledger, tag):
+                    console.print("  " + line, markup=False)
             console.print("\nrunning; Ctrl-C stops the worker and the server")
             await stop.wait()
             console.print("stopping the worker ...")
