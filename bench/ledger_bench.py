@@ -5,6 +5,9 @@ validates, de-duplicates, writes the earnings and one ledger transaction with a 
 account), beside the raw floor: the same rows written into a table of the same shape and
 indexes with a bare executemany (SQLite) or COPY (PostgreSQL), in the same run.
 
+Ingest with reversals: the same, with 1% of the rows reversing (half of) an earning of the
+same file, applied in the same call and transaction.
+
 Balance read: `Ledger.balance` for random users, with 10k and with 1M legs in the ledger.
 """
 
@@ -18,6 +21,7 @@ from sqlmodel import SQLModel
 
 from bench.common import fresh_database, median, percentile, table, timed
 from payouts.ledger import EarningRow, Ledger
+from payouts.ledger.reversals import ReversalRow
 from payouts.store.database import Database
 from payouts.store.tables import to_epoch_us
 
@@ -109,6 +113,31 @@ def ingest(kind: str, n: int, users: int) -> tuple[str, ...]:
     return (kind, f"{n:,}", f"{n / floor:,.0f}", f"{n / ours:,.0f}", f"{floor / ours:.2f}")
 
 
+def ingest_with_reversals(kind: str, n: int, users: int) -> tuple[str, ...]:
+    """A file of `n` rows of which 1% reverse (half of) an earning of the same file, in one
+    call (one transaction), against the raw floor for `n` earnings."""
+    reversing = n // 100
+    rows = make_rows(n - reversing, users, seed=11, prefix="rvb")
+    rng = random.Random(5)
+    picked = rng.sample(range(len(rows)), reversing)
+    reversals = [
+        ReversalRow(f"rv-{i:08d}", rows[j].event_id, max(1, rows[j].amount // 2), "bench")
+        for i, j in enumerate(picked)
+    ]
+    with fresh_database(kind) as url:
+        db = Database(url)
+        db.ensure_schema()
+        floor = raw_floor(db, make_rows(n, users, seed=11, prefix="rvf"))
+        ledger = Ledger(db)
+        ours = timed(lambda: ledger.credit_earnings(rows, reversals=reversals))
+        t = ledger.totals("USD")
+        taken = sum(r.amount for r in reversals if r.amount is not None)
+        assert t.reversed == taken and t.conserved, "reversals lost or invented money"
+        db.dispose()
+    label = f"{n:,} (1% reversals)"
+    return (kind, label, f"{n / floor:,.0f}", f"{n / ours:,.0f}", f"{floor / ours:.2f}")
+
+
 def balance_reads(kind: str, users: int = 10_000, reads: int = 2_000) -> tuple[str, ...]:
     """p50 balance read with ~10k legs, then again after growing the ledger to ~1M legs."""
     rng = random.Random(3)
@@ -149,6 +178,7 @@ def _legs(db: Database) -> int:
 
 def run(kinds: list[str], n: int, users: int) -> str:
     ingest_rows = [ingest(k, n, users) for k in kinds]
+    ingest_rows += [ingest_with_reversals(k, n, users) for k in kinds]
     read_rows = [balance_reads(k, users) for k in kinds]
     return "\n\n".join(
         [
