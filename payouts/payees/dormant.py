@@ -1,10 +1,11 @@
 """Dormant balances: a payee with no standing instruction in a currency, whose balance in it
-has not moved (no earning, no cash-out) for the policy's `automatic.dormant_days`, is paid
+has not moved (no earning, no cash-out, no reversal) for the policy's `automatic.dormant_days`,
+is paid
 to their default saved destination: bank first, then wallet, then gift card.
 
 One query per page: the candidates (a default destination, a balance, no standing
-instruction) with the time of their last earning and last cash-out in that currency (both
-indexed by user and time).
+instruction) with the time of their last earning, last cash-out and last reversal in that
+currency (each indexed by user and time).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from payouts.payees.tables import AUTO as _AUTO
 from payouts.payees.tables import EARNINGS as _EARNINGS
 from payouts.payees.tables import HOLDS as _HOLDS
 from payouts.payees.tables import PROFILES as _PROFILE
+from payouts.payees.tables import REVERSALS as _REVERSALS
 from payouts.store.database import Database
 from payouts.store.tables import to_epoch_us
 
@@ -62,6 +64,11 @@ def dormant_page(
         .where(_HOLDS.c.user_id == _PROFILE.c.user_id, _HOLDS.c.currency == cur)
         .scalar_subquery()
     )
+    last_reversal = (
+        select(func.max(_REVERSALS.c.created_at))
+        .where(_REVERSALS.c.user_id == _PROFILE.c.user_id, _REVERSALS.c.currency == cur)
+        .scalar_subquery()
+    )
     rank = case({m.value: i for i, m in enumerate(PREFERENCE)}, value=_PROFILE.c.method, else_=9)
     stmt = (
         select(
@@ -72,6 +79,7 @@ def dormant_page(
             available.c.balance,
             last_earning.label("last_earning"),
             last_cashout.label("last_cashout"),
+            last_reversal.label("last_reversal"),
         )
         .join(
             available,
@@ -98,7 +106,7 @@ def dormant_page(
     for r in rows:
         if (r.user_id, r.currency) in found:
             continue
-        touched = [t for t in (r.last_earning, r.last_cashout) if t is not None]
+        touched = [t for t in (r.last_earning, r.last_cashout, r.last_reversal) if t is not None]
         found[(r.user_id, r.currency)] = Dormant(
             r.user_id, r.currency, r.id, Method(r.method), int(r.balance),
             dormant=all(_us(t) < cutoff_us for t in touched),

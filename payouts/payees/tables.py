@@ -7,6 +7,7 @@ from payouts.store.tables import (
     Account,
     AutoCashout,
     Earning,
+    EarningReversal,
     Hold,
     PayoutDestination,
     PayoutProfile,
@@ -18,3 +19,4 @@ USED = PayoutDestination.__table__  # type: ignore[attr-defined]
 ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
 EARNINGS = Earning.__table__  # type: ignore[attr-defined]
 HOLDS = Hold.__table__  # type: ignore[attr-defined]
+REVERSALS = EarningReversal.__table__  # type: ignore[attr-defined]
