@@ -50,7 +50,7 @@ from payouts.security.signing import sign
 from payouts.temporal import contract, search
 from payouts.temporal.codec import codec_for, converter_for
 from payouts.temporal.codec_server import CodecServer
-from tests import attack_profiles
+from tests import attack_profiles, attack_reversals
 from tests.support.attacks import NAN_REPORT, M, build, held, start_raw
 from tests.support.harness import Harness
 
@@ -137,6 +137,9 @@ class Drill:
 
     async def profiles(self) -> None:
         await attack_profiles.run(self)
+
+    async def reversals(self) -> None:
+        await attack_reversals.run(self)
 
     async def reviews(self) -> None:
         """Decisions and cancels not signed by who they claim: typed JSON, another key, a
@@ -430,7 +433,7 @@ def fresh(inp: Any) -> Any:
 # ---------------------------------------------------------------------- running it
 
 ATTACKS = ("starts", "reviews", "rail_events", "flood", "codec_server", "terminal", "edges",
-           "bank_files", "database", "profiles")  # fmt: skip
+           "bank_files", "database", "profiles", "reversals")  # fmt: skip
 
 
 async def drill(h: Harness, *, quick: bool) -> tuple[list[Row], int]:
