@@ -2,9 +2,8 @@
 
 If this fails, a change altered the commands a running cash-out would issue: put it behind
 `workflow.patched`. Histories are never re-recorded: new ones go beside the old
-(`python -m tests.record_histories LABEL`, or `tests.record_kinds` for the profile and speed
-kinds, writes `histories/LABEL/`), and every one of them
-keeps replaying.
+(`python -m tests.record_histories LABEL`, or `tests.record_kinds` for the profile, speed and
+reversal kinds, writes `histories/LABEL/`), and every one of them keeps replaying.
 """
 
 from __future__ import annotations
