@@ -1,5 +1,5 @@
-"""`python -m bench [--only ledger,cashout,sweep] [--rows N] [--payees N]`: print every
-benchmark table."""
+"""`python -m bench [--only ledger,cashout,sweep,statement] [--rows N] [--payees N]
+[--statement-earnings N]`: print every benchmark table."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from bench.common import postgres_reachable
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument(
-        "--only", default="ledger,cashout,sweep", help="comma list of: ledger, cashout, sweep"
+        "--only",
+        default="ledger,cashout,sweep,statement",
+        help="comma list of: ledger, cashout, sweep, statement",
     )
     parser.add_argument("--serial", type=int, default=60, help="cash-outs run one at a time")
     parser.add_argument("--load", type=int, default=400, help="cash-outs run under load")
@@ -31,6 +33,12 @@ def main() -> int:
     )
     parser.add_argument(
         "--sweep-db", default="sqlite,postgresql", help="ledger databases the sweep runs on"
+    )
+    parser.add_argument(
+        "--statement-earnings",
+        type=int,
+        default=1_000_000,
+        help="earnings of the one payee whose statement is streamed",
     )
     args = parser.parse_args()
     only = set(args.only.split(","))
@@ -57,6 +65,11 @@ def main() -> int:
         print()
         sweep_kinds = [k for k in kinds if k in args.sweep_db.split(",")]
         print(sweep_bench.run(sweep_kinds, args.payees, args.sweep_due), flush=True)
+    if "statement" in only:
+        from bench import statement_bench
+
+        print()
+        print(statement_bench.run(kinds, args.statement_earnings), flush=True)
     return 0
 
 

@@ -24,6 +24,7 @@ from payouts.cli import (  # noqa: F401  (each module registers its commands)
     review,
     security,
     stack,
+    statement,
 )
 from payouts.cli.common import app, env, err
 
