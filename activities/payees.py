@@ -40,9 +40,11 @@ from payouts.domain.profiles import (
 )
 from payouts.domain.requests import build_input
 from payouts.domain.reversals import ReversalInput, ReversalResult
+from payouts.domain.statements import StatementInput, StatementPage
 from payouts.errors import PayoutError, RailTransientError
 from payouts.ledger import Ledger
 from payouts.ledger.reversals import ReversalRow
+from payouts.ledger.statement_pages import statement_page
 from payouts.payees.dormant import dormant_page
 from payouts.payees.profiles import Profiles, auto_page
 from payouts.rails.bank.vop import PayeeVerifier
@@ -283,10 +285,42 @@ class PayeeActivities(PayeeSteps):
             )  # fmt: skip
         return check
 
+    @activity.defn(name=A.STATEMENT_PAGE)
+    def statement_page(self, inp: StatementInput) -> StatementPage:
+        """A page of a payee's statement, for the platform that signed the request."""
+        req = inp.request
+        why = self._unsigned(
+            "statement",
+            req.platform_signature,
+            trust.statement_message(req),
+            contract.statement_workflow_id(req.request_id),
+            req.requested_at,
+            inp.started_at,
+        )
+        if why is not None:
+            security_log.record(
+                self.ledger.db,
+                at=datetime.now(UTC),
+                actor="platform",
+                action="read statement",
+                subject=activity.info().workflow_id or "",
+                reason=why,
+            )
+            return StatementPage(served=False, refusal=why)
+        try:
+            lines, until = statement_page(
+                self.ledger.db, req.user_id, start=req.start, end=req.end,
+                currency=req.currency, limit=req.limit,
+            )  # fmt: skip
+        except PayoutError as exc:
+            return StatementPage(served=False, refusal=exc.message)
+        return StatementPage(served=True, lines=tuple(lines), until=until)
+
     def all(self) -> list[Callable[..., object]]:
         return [
             self.apply_profile_change,
             self.sweep_auto_cashouts,
             self.verify_payee,
             self.apply_reversal,
+            self.statement_page,
         ]

@@ -105,6 +105,12 @@ class OwedBalance(PayoutError):
     code = "owed_balance"
 
 
+class StatementRefused(PayoutError):
+    """A statement page the worker would not serve (the message says why)."""
+
+    code = "statement_refused"
+
+
 class ReversalRefused(InvalidInput):
     """A reversal the ledger will not apply (no such earning, more than is left, ...)."""
 

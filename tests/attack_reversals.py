@@ -1,6 +1,7 @@
 """The drill's attacks on reversals (`tests.attack`): taking back a payee's earning without
 the platform (unsigned, another key, a signed reversal run under another id or long after
-it was signed, a signed one run again), and cashing out in another currency while owing."""
+it was signed), reading a payee's statement without it, and cashing out in another
+currency while owing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 from payouts.domain import trust
 from payouts.domain.cashout import Stage
 from payouts.domain.reversals import ReversalRequest, ReversalResult
+from payouts.domain.statements import StatementPage, StatementRequest
 from payouts.security.keys import SigningKey
 from payouts.temporal import contract
 
@@ -21,7 +23,10 @@ M = 1_000_000
 
 async def run(d: Drill) -> None:
     h = d.h
-    row = d.row("reverse an earning without the platform; cash out while owing", "reversals")
+    row = d.row(
+        "reverse an earning or read a statement without the platform; cash out while owing",
+        "reversals, statements",
+    )
     ledger = h.stack.ledger
     earned = datetime.now(UTC) - timedelta(days=10)
     ledger.credit_earning(
@@ -56,6 +61,22 @@ async def run(d: Drill) -> None:
         )  # fmt: skip
         row.refused += int(not result.applied)
     row.moved = abs(d.money("rex") - before)
+
+    # a payee's statement read without the platform's signature over this very read
+    def ask(rid: str, signer: SigningKey | None) -> StatementRequest:
+        req = StatementRequest(request_id=rid, user_id="rex", requested_at=now)
+        if signer is None:
+            return req
+        signature = signer.sign(trust.statement_message(req))
+        return req.model_copy(update={"platform_signature": signature})
+
+    for req in (ask("drill-peek-1", None), ask("drill-peek-2", SigningKey.generate())):
+        row.tried += 1
+        page = await h.temporal.execute_workflow(
+            contract.Workflow.STATEMENT, req, id=contract.statement_workflow_id(req.request_id),
+            task_queue=h.task_queue, result_type=StatementPage,
+        )  # fmt: skip
+        row.refused += int(not page.served and not page.lines)
 
     # the platform's own reversal leaves rex owing; a cash-out in euros must wait
     ticket = await h.cashout("rex", "15", "wallet", "rex@example.com")

@@ -1,5 +1,6 @@
 """Payee workflows: one run applies one change to a payout profile (its history is the
-change's audit trail), one run applies one reversal of an earning (likewise), and the
+change's audit trail), one run applies one reversal of an earning (likewise), one serves
+a page of a payee's statement to the platform, and the
 automatic cash-out sweep (a Temporal Schedule) pages through the standing instructions and
 starts the cash-outs that are due."""
 
@@ -17,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
         SweepResult,
     )
     from payouts.domain.reversals import ReversalInput, ReversalRequest, ReversalResult
+    from payouts.domain.statements import StatementInput, StatementPage, StatementRequest
     from payouts.temporal.contract import Patch, Workflow
     from payouts.temporal.interfaces import PayeeSteps
     from workflows.steps import LOCAL_RETRY
@@ -45,6 +47,20 @@ class EarningReversalWorkflow:
             PayeeSteps.apply_reversal,
             ReversalInput(request=request, started_at=workflow.info().start_time),
             start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=LOCAL_RETRY,
+        )
+
+
+@workflow.defn(name=Workflow.STATEMENT)
+class PayeeStatementWorkflow:
+    """One page of a payee's statement, for the platform (which signs the request)."""
+
+    @workflow.run
+    async def run(self, request: StatementRequest) -> StatementPage:
+        return await workflow.execute_local_activity_method(
+            PayeeSteps.statement_page,
+            StatementInput(request=request, started_at=workflow.info().start_time),
+            start_to_close_timeout=timedelta(seconds=60),
             retry_policy=LOCAL_RETRY,
         )
 

@@ -19,6 +19,7 @@ from workflows.payees import (
     AutoCashoutSweepWorkflow,
     EarningReversalWorkflow,
     PayeeProfileWorkflow,
+    PayeeStatementWorkflow,
 )
 
 WORKFLOWS = [
@@ -30,6 +31,7 @@ WORKFLOWS = [
     PayeeProfileWorkflow,
     AutoCashoutSweepWorkflow,
     EarningReversalWorkflow,
+    PayeeStatementWorkflow,
 ]
 PASSTHROUGH = (
     "payouts",

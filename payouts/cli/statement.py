@@ -24,9 +24,9 @@ from rich.text import Text
 from payouts.cli.common import JsonOpt, app, env, out, printable
 from payouts.domain import validation
 from payouts.domain.money import format_micros, get_currency
+from payouts.domain.statements import Balances, LineKind, StatementLine
 from payouts.errors import InvalidInput
 from payouts.ledger.ingest import cell
-from payouts.ledger.statement import Balances, LineKind, StatementLine
 from payouts.ledger.statement import statement as read_statement
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)

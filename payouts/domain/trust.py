@@ -5,8 +5,9 @@ workflow or send a signal with any payload. So every action that moves money nam
 principal and carries that principal's signature over exactly what it decides:
 
 - the platform signs a cash-out request (`request_message`), a payee's cancel, each
-  change to a payee's payout profile (`profile_message`) and each reversal of an earning
-  (`reversal_message`); our sweep signs the automatic
+  change to a payee's payout profile (`profile_message`), each reversal of an earning
+  (`reversal_message`) and each read of a payee's statement (`statement_message`); our
+  sweep signs the automatic
   cash-outs a payee's standing instruction asks for (with the service key);
 - a reviewer signs a decision or a cancel, bound to the workflow id and the request's
   digest (`decision_message`, `cancel_message`), with a time and a nonce;
@@ -29,6 +30,7 @@ from typing import Any
 from payouts.domain.cashout import CashoutInput, CashoutRequest, Destination
 from payouts.domain.profiles import ProfileChange
 from payouts.domain.reversals import ReversalRequest
+from payouts.domain.statements import StatementRequest
 
 SIGNATURE_TTL = timedelta(minutes=15)  # how long a signed decision or cancel stays usable
 CLOCK_SKEW = timedelta(minutes=2)  # how far in the future a signature's time may be
@@ -102,6 +104,13 @@ def reversal_message(request: ReversalRequest) -> bytes:
     """What the platform signs to reverse (part of) an earning."""
     return canonical(
         "earning-reversal", request.model_dump(mode="json", exclude={"platform_signature"})
+    )
+
+
+def statement_message(request: StatementRequest) -> bytes:
+    """What the platform signs to read a page of a payee's statement."""
+    return canonical(
+        "payee-statement", request.model_dump(mode="json", exclude={"platform_signature"})
     )
 
 

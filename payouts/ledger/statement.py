@@ -26,16 +26,22 @@ statement read during writes still adds up.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict
 
 from payouts.domain.money import format_money, normalize_currency
+from payouts.domain.statements import (
+    FIELDS,
+    Balances,
+    CashoutInfo,
+    LineKind,
+    ReversalInfo,
+    StatementLine,
+)
 from payouts.errors import InvalidInput
 from payouts.ledger.accounts import ACCOUNTS, Kind
 from payouts.ledger.books import LEGS, TRANSACTIONS
@@ -51,23 +57,9 @@ func = sa.func
 DAY_US = 86_400_000_000
 PAGE = 1000
 REPLACED = ("earn", "reversal")  # transactions shown from `earnings` / `earning_reversals`
-FIELDS = ("pending", "available", "held", "owed")
 LEGS_JOIN = LEGS.join(ACCOUNTS, ACCOUNTS.c.id == LEGS.c.account_id).join(
     TRANSACTIONS, TRANSACTIONS.c.id == LEGS.c.transaction_id
 )
-
-
-class LineKind(StrEnum):
-    OPENING = "opening"
-    EARNINGS = "earnings"
-    MATURED = "matured"
-    REVERSAL = "reversal"
-    CASHOUT = "cashout"  # the reserve: the hold's amount, fee and status today
-    CASHOUT_PAID = "cashout_paid"
-    CASHOUT_VOIDED = "cashout_voided"
-    CASHOUT_RETURNED = "cashout_returned"
-    SETTLEMENT = "settlement"
-    CLOSING = "closing"
 
 
 BY_TX_KIND = dict(
@@ -75,67 +67,6 @@ BY_TX_KIND = dict(
     void=LineKind.CASHOUT_VOIDED, reverse=LineKind.CASHOUT_RETURNED, settle=LineKind.SETTLEMENT,
 )  # fmt: skip
 STATUS_SHOWN = {"reserved": "in progress", "posted": "paid", "voided": "voided"}
-FROZEN = ConfigDict(frozen=True)
-
-
-class Balances(BaseModel):
-    """A payee's four balances in one currency (`owed` as the positive amount owed)."""
-
-    model_config = FROZEN
-    pending: int = 0
-    available: int = 0
-    held: int = 0
-    owed: int = 0
-
-    @property
-    def net(self) -> int:
-        return self.pending + self.available + self.held - self.owed
-
-    def __add__(self, o: Balances) -> Balances:
-        return Balances(**{f: getattr(self, f) + getattr(o, f) for f in FIELDS})
-
-
-class CashoutInfo(BaseModel):
-    model_config = FROZEN
-    hold_id: str
-    request_id: str
-    amount: int
-    gross: int
-    fee: int
-    status: str  # the hold's status now: reserved | posted | voided | reversed
-    reason: str | None
-
-
-class ReversalInfo(BaseModel):
-    model_config = FROZEN
-    reversal_id: str
-    event_id: str
-    reason: str
-    amount: int
-    from_pending: int
-    from_available: int
-    owed: int  # the part no balance covered
-    owed_after: int
-
-
-class StatementLine(BaseModel):
-    """One line: what changed (`change`) and the balances after it. Opening and closing
-    lines carry balances and no change; `at` is None for an opening with no `start` (from
-    the beginning) and a closing with no `end` (now)."""
-
-    model_config = FROZEN
-    at: datetime | None
-    currency: str
-    kind: str  # a `LineKind`, or the transaction's own kind for a kind added later
-    description: str
-    change: Balances = Balances()
-    balance: Balances = Balances()
-    net: int = 0
-    transaction_id: int | None = None
-    tasks: int | None = None  # earnings lines: how many earnings
-    cashout: CashoutInfo | None = None
-    reversal: ReversalInfo | None = None
-
 
 Key = tuple[int, int, int, int, str]  # (day, rank: groups first, at, transaction, tie-break)
 Move = tuple[Key, StatementLine]  # a line whose balances are not known yet
@@ -165,7 +96,7 @@ def statement(
     end: datetime | None = None,
     currency: str | None = None,
     page: int = PAGE,
-) -> Iterator[StatementLine]:
+) -> Generator[StatementLine]:
     """The payee's lines from `start` (inclusive) to `end` (exclusive): an opening line per
     currency, the movements, a closing line per currency. The arguments are checked here,
     before anything is read."""
@@ -181,7 +112,7 @@ def statement(
     return _lines(db, _Query(user_id, lo, hi, code, page))
 
 
-def _lines(db: Database, q: _Query) -> Iterator[StatementLine]:
+def _lines(db: Database, q: _Query) -> Generator[StatementLine]:
     with db.read_connection() as conn:
         if not db.is_sqlite:
             conn.execution_options(isolation_level="REPEATABLE READ")

@@ -1,9 +1,9 @@
 """`PayoutsClient`: the platform's and reviewers' API over the Temporal client.
 
-The platform quotes and requests cash-outs, manages payout profiles and reverses earnings;
-reviewers list held ones and decide; the payee (through the platform) cancels and reads
-the status. Temporal connection settings come from
-Temporal's standard environment configuration (`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`,
+The platform quotes and requests cash-outs, manages payout profiles, reverses earnings and
+reads payees' statements; reviewers list held ones and decide; the payee (through the
+platform) cancels and reads the status. Temporal connection settings come from Temporal's
+standard environment configuration (`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`,
 `TEMPORAL_API_KEY`, TLS options, `TEMPORAL_PROFILE` and the config file), defaulting to the
 embedded server at localhost:7233.
 """
@@ -52,11 +52,12 @@ from payouts.temporal.profiling import ProfileCalls
 from payouts.temporal.reversing import ReversalCalls
 from payouts.temporal.reviewing import ReviewerCalls
 from payouts.temporal.starting import Ticket, start_cashout
+from payouts.temporal.statements import StatementCalls
 
 ANSWER_TIMEOUT = 60.0  # seconds to wait for a signalled decision or cancel to be taken
 
 
-class PayoutsClient(ReviewerCalls, ProfileCalls, ReversalCalls):
+class PayoutsClient(ReviewerCalls, ProfileCalls, ReversalCalls, StatementCalls):
     """The platform's and reviewers' API. The platform signs what it starts and the payees'
     cancels with its key (`platform_key`); reviewers sign with theirs (`keyring` finds a
     reviewer's key by id, or pass `key=`). Unsigned calls reach the workflow and are

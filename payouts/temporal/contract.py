@@ -22,6 +22,7 @@ class Workflow:
     PROFILE: Final = "PayeeProfileWorkflow"
     AUTO_SWEEP: Final = "AutoCashoutSweepWorkflow"
     REVERSAL: Final = "EarningReversalWorkflow"
+    STATEMENT: Final = "PayeeStatementWorkflow"
 
 
 class Signal:
@@ -71,6 +72,7 @@ class Activity:
     SWEEP_AUTO_CASHOUTS: Final = "sweep_auto_cashouts"
     VERIFY_PAYEE: Final = "verify_payee"  # Verification of Payee, before a bank transfer
     APPLY_REVERSAL: Final = "apply_reversal"  # an earning reversal the platform signed
+    STATEMENT_PAGE: Final = "statement_page"  # a page of a payee's statement, for the platform
     # operations
     DELIVER_NOTIFICATIONS: Final = "deliver_notifications"
     RECONCILE_DAY: Final = "reconcile_day"
@@ -118,6 +120,11 @@ def profile_change_id(change_id: str) -> str:
 def reversal_workflow_id(reversal_id: str) -> str:
     """The workflow that applies one reversal (a re-sent one meets the first run)."""
     return f"reversal-{reversal_id}"
+
+
+def statement_workflow_id(request_id: str) -> str:
+    """The workflow that serves one page of a statement to the platform."""
+    return f"statement-{request_id}"
 
 
 def poller_id(workflow_name: str) -> str:

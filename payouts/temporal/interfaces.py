@@ -45,6 +45,7 @@ from payouts.domain.profiles import (
     SweepResult,
 )
 from payouts.domain.reversals import ReversalInput, ReversalResult
+from payouts.domain.statements import StatementInput, StatementPage
 from payouts.temporal.contract import Activity as A
 
 
@@ -143,8 +144,8 @@ class OpsSteps:
 class PayeeSteps:
     """Payees: apply a signed change to a profile (local), one page of the automatic
     cash-out sweep (it starts cash-outs through Temporal), Verification of Payee (the
-    bank's name check, kept with a saved destination), and apply a signed reversal of an
-    earning (local)."""
+    bank's name check, kept with a saved destination), apply a signed reversal of an
+    earning (local), and serve a signed read of a page of a payee's statement (local)."""
 
     @activity.defn(name=A.VERIFY_PAYEE)
     async def verify_payee(self, inp: PayeeCheckInput) -> PayeeCheck:
@@ -160,4 +161,8 @@ class PayeeSteps:
 
     @activity.defn(name=A.APPLY_REVERSAL)
     def apply_reversal(self, inp: ReversalInput) -> ReversalResult:
+        raise NotImplementedError
+
+    @activity.defn(name=A.STATEMENT_PAGE)
+    def statement_page(self, inp: StatementInput) -> StatementPage:
         raise NotImplementedError

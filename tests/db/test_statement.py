@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from payouts.domain.statements import Balances, LineKind, StatementLine
 from payouts.errors import InvalidInput
 from payouts.ledger import EarningRow, Ledger
 from payouts.ledger.reversals import ReversalRow
-from payouts.ledger.statement import Balances, LineKind, StatementLine, statement
+from payouts.ledger.statement import statement
 from payouts.store.database import Database
 from payouts.store.tables import to_epoch_us
 from tests.support.databases import FakeClock

@@ -1,6 +1,7 @@
 """Reversals end to end: the platform takes back an earning (signed, through Temporal), the
 payee owes what no balance covered, the platform hears of it, cash-outs wait, the next
-earnings pay it back, and a reviewer sees the payee's next cash-out."""
+earnings pay it back, a reviewer sees the payee's next cash-out, and the platform reads
+the payee's statement through signed pages."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 from payouts.domain import trust
 from payouts.domain.cashout import Stage
 from payouts.domain.reversals import OWED_CHANGED, ReversalRequest, ReversalResult
+from payouts.domain.statements import StatementPage, StatementRequest
 from payouts.errors import ReversalRefused
+from payouts.ledger.statement import statement
 from payouts.rails.platform.notify import body_of, outbox
 from payouts.security.keys import SigningKey
 from payouts.store.security_log import entries as security_log_entries
@@ -119,3 +122,32 @@ async def test_a_reversal_not_signed_by_the_platform_moves_nothing(harness: Harn
         assert any(e.subject == wid for e in security_log_entries(h.stack.db))
     assert h.stack.ledger.balance("uma", "USD").available == 10 * M
     assert all(h.stack.ledger.reversal(r) is None for r in ("rv-a1", "rv-a2", "rv-a3", "rv-a4"))
+
+
+async def test_the_clients_statement_pages_through_signed_reads(harness: Harness) -> None:
+    """The platform's `statement()` chains signed pages into the statement the ledger
+    gives whole (cash-out, reversal, owed, settlement); an unsigned read is refused and
+    logged."""
+    h = harness
+    earn(h, "task-vic-1", "vic", 30 * M)
+    ticket = await h.cashout("vic", "30", "wallet", "vic@example.com")
+    assert (await h.result(ticket.request_id)).stage is Stage.PAID
+    await h.client.reverse_earning("task-vic-1", reason="chargeback")
+    for i in range(12):
+        earn(h, f"task-vic-later-{i}", "vic", 5 * M)
+    lines = [line async for line in h.client.statement("vic", page_size=10)]
+    whole = list(statement(h.stack.db, "vic"))
+    assert [(x.kind, x.change, x.balance) for x in lines] == [
+        (x.kind, x.change, x.balance) for x in whole
+    ]
+    assert {"reversal", "settlement", "cashout_paid"} <= {x.kind for x in lines}
+    assert lines[-1].balance.available == h.stack.ledger.balance("vic", "USD").available
+
+    unsigned = StatementRequest(request_id="peek-1", user_id="vic", requested_at=datetime.now(UTC))
+    wid = contract.statement_workflow_id("peek-1")
+    page: StatementPage = await h.temporal.execute_workflow(
+        contract.Workflow.STATEMENT, unsigned, id=wid, task_queue=h.task_queue,
+        result_type=StatementPage,
+    )  # fmt: skip
+    assert not page.served and page.lines == () and "not signed" in page.refusal
+    assert any(e.subject == wid for e in security_log_entries(h.stack.db))
