@@ -1,8 +1,8 @@
-"""Record the kinds of run added with payout profiles, speed tiers and reversals:
-`python -m tests.record_kinds LABEL [profiles,speed,reversals]` writes `histories/LABEL/`
-(with `workflow_ids.json`) beside the committed sets, which it never touches
-(`tests.record_histories` records the earlier kinds; `workflow/test_replay.py` replays
-every set).
+"""Record the kinds of run added with payout profiles, speed tiers, reversals and
+statements: `python -m tests.record_kinds LABEL [profiles,speed,reversals,statements]`
+writes `histories/LABEL/` (with `workflow_ids.json`) beside the committed sets, which it
+never touches (`tests.record_histories` records the earlier kinds;
+`workflow/test_replay.py` replays every set).
 """
 
 from __future__ import annotations
@@ -155,10 +155,28 @@ async def record_reversal_kinds(h: Harness, env: WorkflowEnvironment, out: Path)
     return ids
 
 
+async def record_statement_kinds(h: Harness, env: WorkflowEnvironment, out: Path) -> dict[str, str]:
+    """A page of a payee's statement read by the platform through Temporal."""
+    from payouts.temporal import contract
+
+    h.fund("sta", "50.00")
+    lines = [line async for line in h.client.statement("sta")]
+    assert len(lines) >= 3
+    [run] = [
+        w.id async for w in h.temporal.list_workflows('WorkflowType = "PayeeStatementWorkflow"')
+    ]
+    ids = {"statement_page": run}
+    assert run.startswith(contract.statement_workflow_id(""))
+    for name, workflow_id in ids.items():
+        await save(env, out, name, workflow_id)
+    return ids
+
+
 KINDS = {
     "profiles": record_profile_kinds,
     "speed": record_speed_kinds,
     "reversals": record_reversal_kinds,
+    "statements": record_statement_kinds,
 }
 
 if __name__ == "__main__":
@@ -169,7 +187,7 @@ if __name__ == "__main__":
         or not args[0].replace("-", "").isalnum()
         or set(chosen) - set(KINDS)
     ):
-        sys.exit("usage: python -m tests.record_kinds LABEL [profiles,speed,reversals]")
+        sys.exit("usage: python -m tests.record_kinds LABEL [profiles,speed,reversals,statements]")
     target = HISTORIES / args[0]
     if target.exists():
         sys.exit(f"{target} exists: histories are never re-recorded; choose a new label")
