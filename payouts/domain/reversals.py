@@ -19,6 +19,7 @@ from payouts.domain.cashout import Frozen
 
 ReversalId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")]
 OWED_CHANGED = "OWED_CHANGED"  # the outbox stage; the platform sees "payee.owed_changed"
+OWED_SETTLED = "OWED_SETTLED"  # paid back (in part) from money that became available
 EventId = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,200}$")]
 
 

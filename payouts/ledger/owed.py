@@ -6,7 +6,9 @@ books). From then on, every amount that becomes available to that payee in that 
 partial one, a payout the rail returned) first moves from `available` to `owed` until the
 debt is gone. Each settlement is a ledger transaction of its own (kind `settle`, key
 `settle:<the transaction that released the money>`), written in the same database
-transaction as the release, so statements show it as a line of its own.
+transaction as the release, so statements show it as a line of its own, and tells the
+platform (`payee.owed_settled`: what the payee owed before and after) in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ from collections.abc import Mapping
 
 from sqlalchemy import Connection, select
 
+from payouts.domain.money import format_money
+from payouts.domain.reversals import OWED_SETTLED
 from payouts.ledger.accounts import ACCOUNTS, AccountKey, Kind
 from payouts.ledger.books import Books
+from payouts.store import outbox
+from payouts.store.columns import from_epoch_us
 
 UserCurrency = tuple[str, str]
 
@@ -64,4 +70,23 @@ def settle(
         deltas[(user, Kind.AVAILABLE, cur)] -= amount
         deltas[(user, Kind.OWED, cur)] += amount
     books.post(conn, tx_id, deltas, {})
+    for (user, cur), amount in settled.items():
+        before = owed[(user, cur)]
+        outbox.record_in(
+            conn,
+            event_id=f"settled:{tx_id}:{cur}:{user}",
+            request_id=f"settle-{tx_id}",
+            user_id=user,
+            stage=OWED_SETTLED,
+            payload={
+                "stage": OWED_SETTLED,
+                "user_id": user,
+                "currency": cur,
+                "owed_before": before,
+                "owed_after": before - amount,
+                "settled": amount,
+                "owed_after_shown": format_money(before - amount, cur),
+            },
+            at=from_epoch_us(now_us),
+        )
     return settled

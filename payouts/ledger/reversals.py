@@ -174,7 +174,12 @@ class Reversals:
             return summary
         stage = self._stage
         stage.create(conn, checkfirst=True)
-        self.books.db.dialect.fill(conn, stage, staged)
+        dialect = self.books.db.dialect
+        dialect.fill(conn, stage, staged)
+        # lock the earnings first (the order every writer takes), then look for reversals
+        # applied before: a copy of this batch that committed while we waited is seen here
+        s, e = stage.c, EARNINGS.c
+        conn.execute(dialect.for_update(select(e.id).where(e.event_id.in_(select(s.event_id)))))
         self._drop_seen(conn, summary, refuse)
         self._apply_staged(conn, summary, refuse, now_us)
         conn.execute(stage.delete())
@@ -184,17 +189,22 @@ class Reversals:
         """Reversal ids applied before: the same content is a duplicate, other a conflict."""
         s, r = self._stage.c, REVERSALS.c
         found = conn.execute(
-            select(s.rid, s.event_id, s.amount, s.reason, r.event_id, r.amount, r.reason,
-                   r.currency)
+            select(s.rid, s.event_id, s.amount, s.reason, s.user_id, s.currency,
+                   r.event_id.label("was_event"), r.amount.label("was_amount"),
+                   r.reason.label("was_reason"), r.user_id.label("was_user"),
+                   r.currency.label("was_currency"))
             .join(REVERSALS, r.id == s.rid)
         ).all()  # fmt: skip
-        for rid, ev, amount, reason, was_ev, was_amount, was_reason, cur in found:
-            if (ev, reason) == (was_ev, was_reason) and amount in (None, was_amount):
+        for f in found:
+            same = (f.event_id, f.reason) == (f.was_event, f.was_reason)
+            same = same and f.amount in (None, f.was_amount)
+            same = same and f.user_id in (None, f.was_user) and f.currency in (None, f.was_currency)
+            if same:
                 summary.duplicates += 1
             else:
-                was = format_money(was_amount, cur)
-                refuse((rid, ev), f"reversal {rid!r} was already applied to {was_ev!r} "
-                       f"({was}, {was_reason!r}) with other content", True)  # fmt: skip
+                was = f"{format_money(f.was_amount, f.was_currency)}, {f.was_reason!r}"
+                why = f"reversal {f.rid!r} was already applied to {f.was_event!r} ({was})"
+                refuse((f.rid, f.event_id), f"{why} with other content", True)
         if found:
             conn.execute(self._stage.delete().where(s.rid.in_(select(r.id))))
 
@@ -203,9 +213,7 @@ class Reversals:
     ) -> None:
         books, s, e = self.books, self._stage.c, EARNINGS.c
         dialect = books.db.dialect
-        # lock the earnings, then the payees' balances (the order every writer takes)
-        conn.execute(dialect.for_update(select(e.id).where(e.event_id.in_(select(s.event_id)))))
-        balances = self._balances(conn)
+        balances = self._balances(conn)  # (after the earnings' locks: see `apply`)
         tx_id = books.open(conn, key=f"reversals:{uuid.uuid4()}", kind="reversal", now_us=now_us)
         deltas: dict[AccountKey, int] = defaultdict(int)
         taken: dict[str, int] = defaultdict(int)  # per event id, in this batch

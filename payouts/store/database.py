@@ -84,7 +84,7 @@ class Database:
     @contextmanager
     def write_connection(self) -> Iterator[Connection]:
         """A write transaction. A write the database refuses for a ledger invariant
-        (migration 0005) raises `InvalidState` naming the rule, and nothing is written."""
+        (migrations 0005, 0007) raises `InvalidState` naming the rule, and nothing is written."""
         self.ensure_schema()
         try:
             with self.writer.begin() as conn:
@@ -106,6 +106,10 @@ def invariant_broken(exc: DBAPIError) -> str | None:
         return text.split("ledger invariant: ", 1)[1].splitlines()[0].strip()
     if "ck_accounts_user_balance_not_negative" in text:
         return "a negative user balance"
+    if "ck_accounts_owed_not_positive" in text:
+        return "an owed balance above zero"
+    if "ck_earnings_reversed_bounds" in text:
+        return "reversed beyond the earning"
     if "bigint out of range" in text or "integer out of range" in text:
         return "a balance beyond int64"
     return None

@@ -11,7 +11,7 @@ import pytest
 
 from payouts.domain import trust
 from payouts.domain.cashout import Stage
-from payouts.domain.reversals import OWED_CHANGED, ReversalRequest, ReversalResult
+from payouts.domain.reversals import OWED_CHANGED, OWED_SETTLED, ReversalRequest, ReversalResult
 from payouts.domain.statements import StatementPage, StatementRequest
 from payouts.errors import ReversalRefused
 from payouts.ledger.statement import statement
@@ -59,6 +59,8 @@ async def test_a_reversal_after_payout_is_owed_and_the_next_earnings_pay_it_back
     earn(h, "task-rae-2", "rae", 50 * M)  # settles the 30 first
     bal = h.stack.ledger.balance("rae", "USD")
     assert (bal.owed, bal.available) == (0, 20 * M)
+    [paid_back] = [n for n in outbox(h.stack.db) if n.stage == OWED_SETTLED and n.user_id == "rae"]
+    assert b'"type": "payee.owed_settled"' in body_of(paid_back)
     again = await h.cashout("rae", "20", "wallet", "rae@example.com")
     status = await h.wait_stage(again.request_id, Stage.AWAITING_REVIEW)
     assert status.decision is not None and "owed 30.00 USD after reversed earnings" in (

@@ -1,6 +1,6 @@
 """Telling the platform: every terminal stage (and RETURNED) of a cash-out, and what happens
-to a payee (payout details changed, an amount owed after reversed earnings), is POSTed to
-its webhook URL.
+to a payee (payout details changed, an amount owed after reversed earnings, paid back), is
+POSTed to its webhook URL.
 
 The outbox rows are written in the same local activity as the ledger change they report,
 so none is lost if a worker dies; a scheduled workflow delivers what is due. Each request
@@ -19,13 +19,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 
 from payouts.domain.profiles import CHANGED
-from payouts.domain.reversals import OWED_CHANGED
+from payouts.domain.reversals import OWED_CHANGED, OWED_SETTLED
 from payouts.rails.platform.port import Event, PlatformEndpoint
 from payouts.store.database import Database
 from payouts.store.tables import Notification, to_epoch_us
 
 _NOTE = Notification.__table__  # type: ignore[attr-defined]
-PAYEE_STAGES = (CHANGED, OWED_CHANGED)  # events about a payee, not one cash-out
+PAYEE_STAGES = (CHANGED, OWED_CHANGED, OWED_SETTLED)  # about a payee, not one cash-out
 FIRST_RETRY = timedelta(seconds=10)
 MAX_RETRY = timedelta(hours=1)
 

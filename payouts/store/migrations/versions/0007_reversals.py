@@ -2,12 +2,12 @@
 of its own.
 
 - `earnings.reversed`: what reversals took back of an earning; never below 0 nor above
-  its amount (PostgreSQL: a CHECK constraint; SQLite: a trigger, so the big table is not
-  rebuilt).
+  its amount (PostgreSQL: a CHECK constraint; SQLite: triggers on insert and update, so
+  the big table is not rebuilt).
 - `earning_reversals`: one row per reversal, keyed by the platform's reversal id, with
   where its money came from (pending, available, owed).
 - An `owed` account (kind `owed`, per payee and currency) holds what the payee owes as a
-  balance at or below zero; the database refuses a positive one.
+  balance at or below zero; the database refuses a positive one (inserted or updated).
 
 Revision ID: 0007
 Revises: 0006
@@ -21,13 +21,18 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
+REVERSED_OUT_OF_BOUNDS = "NEW.reversed < 0 OR NEW.reversed > NEW.amount"
+OWED_ABOVE_ZERO = "NEW.kind = 'owed' AND NEW.balance > 0"
 SQLITE = [
-    """CREATE TRIGGER earnings_reversed_bounds BEFORE UPDATE OF reversed ON earnings
-    FOR EACH ROW WHEN NEW.reversed < 0 OR NEW.reversed > NEW.amount
-    BEGIN SELECT RAISE(ABORT, 'ledger invariant: reversed beyond the earning'); END""",
-    """CREATE TRIGGER accounts_owed_not_positive BEFORE UPDATE OF balance ON accounts
-    FOR EACH ROW WHEN NEW.kind = 'owed' AND NEW.balance > 0
-    BEGIN SELECT RAISE(ABORT, 'ledger invariant: an owed balance above zero'); END""",
+    f"""CREATE TRIGGER earnings_reversed_bounds{name} BEFORE {event} ON earnings
+    FOR EACH ROW WHEN {REVERSED_OUT_OF_BOUNDS}
+    BEGIN SELECT RAISE(ABORT, 'ledger invariant: reversed beyond the earning'); END"""
+    for name, event in (("", "UPDATE OF reversed"), ("_new", "INSERT"))
+] + [
+    f"""CREATE TRIGGER accounts_owed_not_positive{name} BEFORE {event} ON accounts
+    FOR EACH ROW WHEN {OWED_ABOVE_ZERO}
+    BEGIN SELECT RAISE(ABORT, 'ledger invariant: an owed balance above zero'); END"""
+    for name, event in (("", "UPDATE OF balance"), ("_new", "INSERT"))
 ]
 
 POSTGRESQL = [
