@@ -39,10 +39,11 @@ from payouts.domain.profiles import (
     dormant_request_id,
 )
 from payouts.domain.requests import build_input
-from payouts.domain.reversals import ReversalInput, ReversalResult
+from payouts.domain.reversals import ReversalInput, ReversalRequest, ReversalResult
 from payouts.domain.statements import StatementInput, StatementPage
-from payouts.errors import PayoutError, RailTransientError
+from payouts.errors import IdempotencyConflict, InvalidState, PayoutError, RailTransientError
 from payouts.ledger import Ledger
+from payouts.ledger.reversal_requests import first_outcome, record_outcome
 from payouts.ledger.reversals import ReversalRow
 from payouts.ledger.statement_pages import statement_page
 from payouts.payees.dormant import dormant_page
@@ -173,20 +174,47 @@ class PayeeActivities(PayeeSteps):
                 reason=why,
             )
             return ReversalResult(applied=False, refusal=why)
-        row = ReversalRow(req.reversal_id, req.event_id, req.amount, req.reason)
+        first = first_outcome(self.ledger.db, req.reversal_id)
+        if first is not None and first.digest != req.digest():
+            return ReversalResult(
+                applied=False,
+                refusal=f"reversal_id: {req.reversal_id!r} was used before for another "
+                "reversal; send this one under a new id",
+            )
+        if first is not None and not first.applied:
+            return ReversalResult(applied=False, refusal=first.refusal)
+        row = ReversalRow(
+            req.reversal_id, req.event_id, req.amount, req.reason, req.user_id, req.currency
+        )
         try:
             summary = self.ledger.reverse_earnings([row])
+        except IdempotencyConflict as exc:
+            if "concurrently" in exc.message:
+                raise  # retried: not an answer
+            return self._refused(req, exc.message)
         except PayoutError as exc:
-            return ReversalResult(applied=False, refusal=exc.message)
+            return self._refused(req, exc.message)
         done = self.ledger.reversal(req.reversal_id)
-        if done is None:  # (a duplicate is only counted when the row exists)
-            return ReversalResult(applied=False, refusal="reversal: not applied")
+        if done is None:
+            raise InvalidState(f"reversal {req.reversal_id!r}: applied but not found")
+        record_outcome(
+            self.ledger.db, req.reversal_id, req.digest(), applied=True, refusal="",
+            at=datetime.now(UTC),
+        )  # fmt: skip
         return ReversalResult(
             applied=True,
-            duplicate=summary.duplicates == 1,
+            duplicate=summary.duplicates == 1 or first is not None,
             **{k: done[k] for k in ("user_id", "currency", "amount", "from_pending",
                                     "from_available", "owed", "owed_after")},
         )  # fmt: skip
+
+    def _refused(self, req: ReversalRequest, why: str) -> ReversalResult:
+        """A signed reversal the ledger refused: kept, so the same id answers the same."""
+        record_outcome(
+            self.ledger.db, req.reversal_id, req.digest(), applied=False, refusal=why,
+            at=datetime.now(UTC),
+        )  # fmt: skip
+        return ReversalResult(applied=False, refusal=why)
 
     @activity.defn(name=A.SWEEP_AUTO_CASHOUTS)
     async def sweep_auto_cashouts(self, page: SweepPage) -> SweepResult:

@@ -41,8 +41,9 @@ async def run(d: Drill) -> None:
 
     def request(rid: str, at: datetime = now) -> ReversalRequest:
         return ReversalRequest(
-            reversal_id=rid, event_id="drill-rev-1", reason="drill", requested_at=at
-        )
+            reversal_id=rid, event_id="drill-rev-1", user_id="rex", currency="USD",
+            reason="drill", requested_at=at,
+        )  # fmt: skip
 
     def signed(req: ReversalRequest, signer: SigningKey) -> ReversalRequest:
         signature = signer.sign(trust.reversal_message(req))
@@ -81,7 +82,9 @@ async def run(d: Drill) -> None:
     # the platform's own reversal leaves rex owing; a cash-out in euros must wait
     ticket = await h.cashout("rex", "15", "wallet", "rex@example.com")
     paid = (await h.result(ticket.request_id)).stage is Stage.PAID
-    await h.client.reverse_earning("drill-rev-1", reason="chargeback")
+    await h.client.reverse_earning(
+        "drill-rev-1", user_id="rex", currency="USD", reason="chargeback"
+    )
     owed = ledger.balance("rex", "USD").owed
     euros = ledger.balance("rex", "EUR").available
     attempt = await h.cashout("rex", "15", "wallet", "rex@example.com", currency="EUR")

@@ -137,7 +137,9 @@ async def record_reversal_kinds(h: Harness, env: WorkflowEnvironment, out: Path)
     )
     paid = await h.cashout("rev", "40", "wallet", "rev@example.org")
     await h.client.wait(paid.request_id)
-    await h.client.reverse_earning("rec-rev-1", reason="chargeback", reversal_id="rec-rv-1")
+    await h.client.reverse_earning(
+        "rec-rev-1", user_id="rev", currency="USD", reason="chargeback", reversal_id="rec-rv-1"
+    )
     owing = await h.cashout("rev", "20", "wallet", "rev@example.org", currency="EUR")
     await h.client.wait(owing.request_id)
     h.fund("rev", "100.00")  # pays the 40.00 back first

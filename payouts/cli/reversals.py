@@ -8,13 +8,15 @@ import typer
 
 from payouts.cli.common import JsonOpt, _arun, _client, app, emit_json, money, out
 from payouts.domain import validation
-from payouts.domain.money import parse_micros
+from payouts.domain.money import get_currency, parse_micros
 from payouts.domain.reversals import ReversalResult
 
 
 @app.command()
 def reverse(
     event_id: Annotated[str, typer.Argument(help="The earning's event id.")],
+    user: Annotated[str, typer.Option("--user", help="Whose earning it is.")],
+    currency: Annotated[str, typer.Option("--currency", "-c", help="Its currency.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (the payee's statement shows it).")],
     amount: Annotated[
         str | None,
@@ -30,12 +32,16 @@ def reverse(
     balance covers (a cash-out holds it, or it was paid out) the payee owes, and their next
     earnings pay it back first."""
     ev = validation.event_id(event_id, field="EVENT_ID")
+    who = validation.user_id(user, field="--user")
+    code = get_currency(currency, field="--currency").code
     rid = validation.request_id(reversal_id, field="--id") if reversal_id else None
     micros = parse_micros(amount, field="--amount", allow_zero=False) if amount else None
 
     async def go() -> ReversalResult:
         client = await _client(as_platform=True)
-        return await client.reverse_earning(ev, reason=reason, amount=micros, reversal_id=rid)
+        return await client.reverse_earning(
+            ev, user_id=who, currency=code, reason=reason, amount=micros, reversal_id=rid
+        )
 
     done = _arun(go())
     if json_out:

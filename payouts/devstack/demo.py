@@ -148,6 +148,8 @@ async def clawback(client: PayoutsClient, ledger: Ledger, tag: str) -> list[str]
         await asyncio.sleep(0.2)
     done = await client.reverse_earning(
         chargeback_event(tag),
+        user_id=CLAWBACK,
+        currency="USD",
         reason="chargeback: the requester's card payment was reversed",
         reversal_id=f"demo-{tag}-chargeback",
     )

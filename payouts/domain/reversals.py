@@ -10,6 +10,8 @@ what the payee then owes, the platform's `payee.owed_changed` event.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from typing import Annotated
 
@@ -26,10 +28,22 @@ EventId = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,200}$")]
 class ReversalRequest(Frozen):
     reversal_id: ReversalId
     event_id: EventId
+    # whose earning, in what currency: the ledger refuses the reversal if the event is not
+    # theirs (a platform bug must not take back someone else's earning). The client always
+    # names them; None only in requests signed before they were added.
+    user_id: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")] | None
+    ) = None
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     amount: Annotated[int, Field(gt=0, strict=True)] | None = None  # None: all that is left
     reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
     requested_at: datetime
     platform_signature: str = ""
+
+    def digest(self) -> str:
+        """What makes two requests under one reversal id the same request."""
+        fields = self.model_dump(mode="json", exclude={"requested_at", "platform_signature"})
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 class ReversalInput(Frozen):

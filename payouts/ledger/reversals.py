@@ -191,13 +191,14 @@ class Reversals:
         found = conn.execute(
             select(s.rid, s.event_id, s.amount, s.reason, s.user_id, s.currency,
                    r.event_id.label("was_event"), r.amount.label("was_amount"),
+                   r.requested.label("was_requested"),
                    r.reason.label("was_reason"), r.user_id.label("was_user"),
                    r.currency.label("was_currency"))
             .join(REVERSALS, r.id == s.rid)
         ).all()  # fmt: skip
         for f in found:
             same = (f.event_id, f.reason) == (f.was_event, f.was_reason)
-            same = same and f.amount in (None, f.was_amount)
+            same = same and f.amount == f.was_requested  # ("all that is left" is not 1.00)
             same = same and f.user_id in (None, f.was_user) and f.currency in (None, f.was_currency)
             if same:
                 summary.duplicates += 1
@@ -245,7 +246,7 @@ class Reversals:
                 continue
             if (given_user or user, given_cur or cur) != (user, cur):
                 refuse((rid, ev), f"was credited to {user} in {cur}; this row says "
-                       f"{given_user} in {given_cur}")  # fmt: skip
+                       f"{given_user or user} in {given_cur or cur}")  # fmt: skip
                 continue
             left = credited - was - taken[ev]
             if left <= 0:
@@ -282,7 +283,9 @@ class Reversals:
             users.add(user)
             if parts[2]:
                 named[(user, cur)].append(rid)
-            written.append((rid, ev, user, cur, amount, reason, *parts, bal[1], now_us, tx_id))
+            written.append(
+                (rid, ev, user, cur, amount, reason, *parts, bal[1], now_us, tx_id, want)
+            )
         if not written:
             books.drop(conn, tx_id)
             return
@@ -309,6 +312,12 @@ class Reversals:
         locked for this transaction (in id order)."""
         a, s, e = ACCOUNTS.c, self._stage.c, EARNINGS.c
         touched = select(e.user_id).join(self._stage, s.event_id == e.event_id)
+        # every `owed` account this batch may touch exists before the lock is taken: a
+        # concurrent batch that creates one would otherwise be missed by it (READ COMMITTED)
+        pairs = conn.execute(
+            select(e.user_id, e.currency).distinct().join(self._stage, s.event_id == e.event_id)
+        ).all()
+        self.books.accounts.ensure(conn, [(u, str(Kind.OWED), c) for u, c in pairs], {})
         rows = conn.execute(
             self.books.db.dialect.for_balance_update(
                 select(a.owner, a.kind, a.currency, a.balance)

@@ -127,6 +127,21 @@ class EarningReversal(SQLModel, table=True):
     owed_after: int = _money()  # what the payee owed in this currency after it
     created_at: datetime = _when()
     transaction_id: int = Field(sa_column=Column(Integer, nullable=False))
+    # the amount asked for (None: "all that is left"): what a re-sent request is compared to
+    requested: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class ReversalRequestRecord(SQLModel, table=True):
+    """The outcome of every reversal the platform signed and the worker decided, applied or
+    refused, by reversal id: the same id answers the first outcome, run again or not."""
+
+    __tablename__ = "reversal_requests"
+
+    id: str = Field(primary_key=True, max_length=100)
+    digest: str = Field(max_length=64)
+    applied: bool
+    refusal: str = Field(default="", max_length=500)
+    decided_at: datetime = _when()
 
 
 class Hold(SQLModel, table=True):

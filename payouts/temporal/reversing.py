@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from temporalio.common import WorkflowIDReusePolicy
@@ -22,7 +22,7 @@ from payouts.temporal import contract
 from payouts.temporal.contract import Workflow
 
 if TYPE_CHECKING:
-    from temporalio.client import Client
+    from temporalio.client import Client, WorkflowHandle
 
 
 class ReversalCalls:
@@ -36,14 +36,16 @@ class ReversalCalls:
         self,
         event_id: str,
         *,
+        user_id: str,
+        currency: str,
         reason: str,
         amount: str | int | None = None,
         reversal_id: str | None = None,
     ) -> ReversalResult:
         """Take back `amount` (a decimal string, or micro-units; None: all that is left) of
-        the earning `event_id`, for `reason`. Idempotent by `reversal_id` (default: a new
-        one): re-sent, it meets the first run and answers its result. A refusal raises
-        `ReversalRefused` naming the event."""
+        `user_id`'s earning `event_id` in `currency`, for `reason`. Idempotent by
+        `reversal_id` (default: a new one): re-sent, it meets the first run and answers its
+        result. A refusal raises `ReversalRefused` naming the event."""
         micros = (
             parse_micros(amount, field="amount", allow_zero=False)
             if isinstance(amount, str)
@@ -53,6 +55,8 @@ class ReversalCalls:
             request = ReversalRequest(
                 reversal_id=reversal_id or f"rv-{uuid.uuid4().hex[:20]}",
                 event_id=event_id,
+                user_id=user_id,
+                currency=currency.upper(),
                 amount=micros,
                 reason=reason.strip(),
                 requested_at=datetime.now(UTC),
@@ -73,10 +77,29 @@ class ReversalCalls:
                 task_queue=self.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 result_type=ReversalResult,
+                memo={"request": request.digest()},
             )
         except WorkflowAlreadyStartedError:
             handle = self.client.get_workflow_handle(wid, result_type=ReversalResult)
+            await self._same_request(handle, request)
         result: ReversalResult = await handle.result()
         if not result.applied:
             raise ReversalRefused(result.refusal, field="event_id")
         return result
+
+    async def _same_request(
+        self, handle: WorkflowHandle[Any, Any], request: ReversalRequest
+    ) -> None:
+        """The run already under this id must be ours, for this request, before its answer
+        is believed: our workflow on our task queue, with this request's digest (a run
+        someone else started under a guessed id, on a queue their own worker answers,
+        would otherwise report anything)."""
+        desc = await handle.describe()
+        memo = await desc.memo()
+        ours = desc.workflow_type == Workflow.REVERSAL and desc.task_queue == self.task_queue
+        if not ours or memo.get("request") != request.digest():
+            raise ReversalRefused(
+                f"reversal_id: {request.reversal_id!r} is taken by another run than this "
+                "request; send it under a new id",
+                field="reversal_id",
+            )

@@ -121,7 +121,9 @@ class Model:
         default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0])
     )
     earnings: dict[str, Earned] = field(default_factory=dict)
-    reversals: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # event, amount, why
+    # reversal id -> event, amount taken, why, amount asked (None: all that was left), payee,
+    # currency
+    reversals: dict[str, tuple[str, int, str, int | None, str, str]] = field(default_factory=dict)
     money: dict[str, dict[str, int]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
     )  # currency -> earned, reversed, paid_out, fees
@@ -168,7 +170,11 @@ class Model:
             was = self.reversals.get(row.reversal_id)
             if was is None:
                 staged.append(row)
-            elif (row.event_id, row.reason) == (was[0], was[2]) and row.amount in (None, was[1]):
+            elif (
+                (row.event_id, row.reason, row.amount) == (was[0], was[2], was[3])
+                and row.user_id in (None, was[4])
+                and row.currency in (None, was[5])
+            ):
                 out.duplicates += 1
             else:
                 out.refused.append((row.reversal_id, row.event_id, "conflict"))
@@ -199,7 +205,7 @@ class Model:
                 change = out.owed.setdefault((e.user, e.cur), [owed_before, 0, []])
                 change[1] = bal[OWED]
                 change[2].append(rid)
-            self.reversals[rid] = (ev, amount, row.reason)
+            self.reversals[rid] = (ev, amount, row.reason, row.amount, e.user, e.cur)
             self.money[e.cur]["reversed"] += amount
             out.amount[e.cur] += amount
             out.applied.append(rid)
@@ -408,12 +414,13 @@ class LedgerMachine(RuleBasedStateMachine):
         mode=modes,
     )
     def resend_reversal(self, rid: str, how: str, extra: RowSpec | None, mode: str) -> Any:
-        """A reversal id sent again: the same content is a duplicate (also without the amount,
-        when it took all that was left), other content a conflict; maybe beside a fresh row."""
-        ev, amount, reason = self.model.reversals[rid]
+        """A reversal id sent again: the same content is a duplicate (without an amount only
+        when it was first sent without one: "all that is left"), other content a conflict;
+        maybe beside a fresh row."""
+        ev, amount, reason, requested, _, _ = self.model.reversals[rid]
         other_ev = next((e for e in reversed(self.event_ids) if e != ev), f"nowhere-{rid}")
         row = {
-            "same": ReversalRow(rid, ev, amount, reason),
+            "same": ReversalRow(rid, ev, requested, reason),
             "same_none": ReversalRow(rid, ev, None, reason),
             "reason": ReversalRow(rid, ev, amount, "changed my mind"),
             "amount": ReversalRow(rid, ev, amount + 1, reason),

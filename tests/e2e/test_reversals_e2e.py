@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from temporalio.common import WorkflowIDReusePolicy
 
 from payouts.domain import trust
 from payouts.domain.cashout import Stage
@@ -42,7 +43,9 @@ async def test_a_reversal_after_payout_is_owed_and_the_next_earnings_pay_it_back
     ticket = await h.cashout("rae", "30", "wallet", "rae@example.com")
     assert (await h.result(ticket.request_id)).stage is Stage.PAID
 
-    done = await h.client.reverse_earning("task-rae-1", reason="requester rejected the work")
+    done = await h.client.reverse_earning(
+        "task-rae-1", user_id="rae", currency="USD", reason="requester rejected the work"
+    )
     assert (done.applied, done.amount, done.from_available, done.owed) == (True, 30 * M, 0, 30 * M)
     assert h.stack.ledger.balance("rae", "USD").owed == 30 * M
     [event] = [n for n in outbox(h.stack.db) if n.stage == OWED_CHANGED and n.user_id == "rae"]
@@ -79,15 +82,27 @@ async def test_a_reversal_is_idempotent_by_its_id_and_refused_beyond_the_earning
     h = harness
     earn(h, "task-sol-1", "sol", 10 * M)
     first = await h.client.reverse_earning(
-        "task-sol-1", reason="price adjusted", amount="4", reversal_id="rv-sol-1"
+        "task-sol-1",
+        user_id="sol",
+        currency="USD",
+        reason="price adjusted",
+        amount="4",
+        reversal_id="rv-sol-1",
     )
     again = await h.client.reverse_earning(
-        "task-sol-1", reason="price adjusted", amount="4", reversal_id="rv-sol-1"
+        "task-sol-1",
+        user_id="sol",
+        currency="USD",
+        reason="price adjusted",
+        amount="4",
+        reversal_id="rv-sol-1",
     )
     assert first.from_available == 4 * M and again == first  # the first run's answer
     assert h.stack.ledger.balance("sol", "USD").available == 6 * M
     with pytest.raises(ReversalRefused, match="'task-sol-1'.*more than the 6.00 USD left"):
-        await h.client.reverse_earning("task-sol-1", reason="again", amount="7")
+        await h.client.reverse_earning(
+            "task-sol-1", user_id="sol", currency="USD", reason="again", amount="7"
+        )
     assert h.stack.ledger.balance("sol", "USD").available == 6 * M
 
 
@@ -102,8 +117,9 @@ async def test_a_reversal_not_signed_by_the_platform_moves_nothing(harness: Harn
 
     def request(rid: str, at: datetime = now) -> ReversalRequest:
         return ReversalRequest(
-            reversal_id=rid, event_id="task-uma-1", reason="fraud", requested_at=at
-        )
+            reversal_id=rid, event_id="task-uma-1", user_id="uma", currency="USD",
+            reason="fraud", requested_at=at,
+        )  # fmt: skip
 
     def signed(req: ReversalRequest, key: SigningKey) -> ReversalRequest:
         return req.model_copy(update={"platform_signature": key.sign(trust.reversal_message(req))})
@@ -134,7 +150,7 @@ async def test_the_clients_statement_pages_through_signed_reads(harness: Harness
     earn(h, "task-vic-1", "vic", 30 * M)
     ticket = await h.cashout("vic", "30", "wallet", "vic@example.com")
     assert (await h.result(ticket.request_id)).stage is Stage.PAID
-    await h.client.reverse_earning("task-vic-1", reason="chargeback")
+    await h.client.reverse_earning("task-vic-1", user_id="vic", currency="USD", reason="chargeback")
     for i in range(12):
         earn(h, f"task-vic-later-{i}", "vic", 5 * M)
     lines = [line async for line in h.client.statement("vic", page_size=10)]
@@ -153,3 +169,48 @@ async def test_the_clients_statement_pages_through_signed_reads(harness: Harness
     )  # fmt: skip
     assert not page.served and page.lines == () and "not signed" in page.refusal
     assert any(e.subject == wid for e in security_log_entries(h.stack.db))
+
+
+async def test_a_refused_reversal_run_again_answers_its_first_refusal(harness: Harness) -> None:
+    """Refused (the earning was not credited yet), the same signed request run again by
+    anyone with Temporal access, once the earning is there, is still refused: the id keeps
+    its first outcome. Naming another payee than the earning's is refused too."""
+    h = harness
+    with pytest.raises(ReversalRefused, match="no earning was credited"):
+        await h.client.reverse_earning(
+            "task-wes-1", user_id="wes", currency="USD", reason="fraud", reversal_id="rv-wes-1"
+        )
+    earn(h, "task-wes-1", "wes", 10 * M)
+    wid = contract.reversal_workflow_id("rv-wes-1")
+    [started] = [e async for e in h.temporal.get_workflow_handle(wid).fetch_history_events()][:1]
+    request = await h.temporal.data_converter.decode(
+        started.workflow_execution_started_event_attributes.input.payloads, [ReversalRequest]
+    )
+    again: ReversalResult = await h.temporal.execute_workflow(
+        contract.Workflow.REVERSAL, request[0], id=wid, task_queue=h.task_queue,
+        result_type=ReversalResult, id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )  # fmt: skip
+    assert not again.applied and "no earning was credited" in again.refusal
+    assert h.stack.ledger.balance("wes", "USD").available == 10 * M
+    with pytest.raises(ReversalRefused, match="was credited to wes in USD; this row says zed"):
+        await h.client.reverse_earning("task-wes-1", user_id="zed", currency="USD", reason="x")
+
+
+async def test_a_reversal_id_taken_by_someone_elses_run_is_not_believed(harness: Harness) -> None:
+    """A run started first under the platform's reversal id, on a queue the attacker's own
+    worker answers: the client does not take its answer, and says the id is taken."""
+    h = harness
+    earn(h, "task-xia-1", "xia", 10 * M)
+    decoy = ReversalRequest(
+        reversal_id="rv-xia-1", event_id="task-xia-1", user_id="xia", currency="USD",
+        reason="fraud", requested_at=datetime.now(UTC),
+    )  # fmt: skip
+    await h.temporal.start_workflow(
+        contract.Workflow.REVERSAL, decoy, id=contract.reversal_workflow_id("rv-xia-1"),
+        task_queue="attackers-queue",
+    )  # fmt: skip
+    with pytest.raises(ReversalRefused, match="taken by another run"):
+        await h.client.reverse_earning(
+            "task-xia-1", user_id="xia", currency="USD", reason="fraud", reversal_id="rv-xia-1"
+        )
+    assert h.stack.ledger.balance("xia", "USD").available == 10 * M

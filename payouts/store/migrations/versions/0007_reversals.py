@@ -5,7 +5,9 @@ of its own.
   its amount (PostgreSQL: a CHECK constraint; SQLite: triggers on insert and update, so
   the big table is not rebuilt).
 - `earning_reversals`: one row per reversal, keyed by the platform's reversal id, with
-  where its money came from (pending, available, owed).
+  where its money came from (pending, available, owed) and the amount asked for;
+- `reversal_requests`: the outcome (applied or refused) of every signed reversal the worker
+  decided, so that running one again answers its first outcome.
 - An `owed` account (kind `owed`, per payee and currency) holds what the payee owes as a
   balance at or below zero; the database refuses a positive one (inserted or updated).
 
@@ -35,11 +37,15 @@ SQLITE = [
     for name, event in (("", "UPDATE OF balance"), ("_new", "INSERT"))
 ]
 
+# NOT VALID, then VALIDATE: the check of existing rows takes no lock that stops writers
+# (a big earnings table is not locked for the length of a scan)
 POSTGRESQL = [
     """ALTER TABLE earnings ADD CONSTRAINT ck_earnings_reversed_bounds
-    CHECK (reversed >= 0 AND reversed <= amount)""",
+    CHECK (reversed >= 0 AND reversed <= amount) NOT VALID""",
+    "ALTER TABLE earnings VALIDATE CONSTRAINT ck_earnings_reversed_bounds",
     """ALTER TABLE accounts ADD CONSTRAINT ck_accounts_owed_not_positive
-    CHECK (kind <> 'owed' OR balance <= 0)""",
+    CHECK (kind <> 'owed' OR balance <= 0) NOT VALID""",
+    "ALTER TABLE accounts VALIDATE CONSTRAINT ck_accounts_owed_not_positive",
 ]
 
 
@@ -61,6 +67,16 @@ def upgrade() -> None:
         sa.Column("owed_after", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("transaction_id", sa.Integer(), nullable=False),
+        sa.Column("requested", sa.BigInteger(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "reversal_requests",
+        sa.Column("id", sa.String(100), nullable=False),
+        sa.Column("digest", sa.String(64), nullable=False),
+        sa.Column("applied", sa.Boolean(), nullable=False),
+        sa.Column("refusal", sa.String(500), nullable=False),
+        sa.Column("decided_at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_earning_reversals_event_id", "earning_reversals", ["event_id"])
