@@ -256,7 +256,7 @@ class CashoutWorkflow(CashoutRun):
             return await self.step(
                 lambda: local(CashoutSteps.reserve_and_assess, reserve), local=True
             )
-        admit = AdmitInput(inp=self.inp, started_at=workflow.info().start_time)
+        admit = AdmitInput(inp=self.inp, started_at=workflow.info().workflow_start_time)
         done = await self.step(
             lambda: local(
                 CashoutSteps.admit_and_reserve, AdmitAndReserve(admit=admit, reserve=reserve)

@@ -33,7 +33,7 @@ class PayeeProfileWorkflow:
     async def run(self, change: ProfileChange) -> ProfileResult:
         return await workflow.execute_local_activity_method(
             PayeeSteps.apply_profile_change,
-            ProfileChangeInput(change=change, started_at=workflow.info().start_time),
+            ProfileChangeInput(change=change, started_at=workflow.info().workflow_start_time),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=LOCAL_RETRY,
         )
@@ -45,7 +45,7 @@ class EarningReversalWorkflow:
     async def run(self, request: ReversalRequest) -> ReversalResult:
         return await workflow.execute_local_activity_method(
             PayeeSteps.apply_reversal,
-            ReversalInput(request=request, started_at=workflow.info().start_time),
+            ReversalInput(request=request, started_at=workflow.info().workflow_start_time),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=LOCAL_RETRY,
         )
@@ -59,7 +59,7 @@ class PayeeStatementWorkflow:
     async def run(self, request: StatementRequest) -> StatementPage:
         return await workflow.execute_local_activity_method(
             PayeeSteps.statement_page,
-            StatementInput(request=request, started_at=workflow.info().start_time),
+            StatementInput(request=request, started_at=workflow.info().workflow_start_time),
             start_to_close_timeout=timedelta(seconds=60),
             retry_policy=LOCAL_RETRY,
         )

@@ -138,9 +138,10 @@ class Holds:
                 allowed = allowances.get(cur, 0)
                 if owed > allowed:
                     raise OwedBalance(
-                        f"amount: {user_id} owes {format_money(owed, cur)} from reversed "
+                        f"owed: {user_id} owes {format_money(owed, cur)} from reversed "
                         f"earnings; cash-outs start again once it is at most "
-                        f"{format_money(allowed, cur)} (new earnings pay it back first)"
+                        f"{format_money(allowed, cur)} (new earnings pay it back first)",
+                        field="owed",
                     )
             if daily_amount_limit is not None or daily_count_limit is not None:
                 _check_limits(

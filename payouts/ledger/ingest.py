@@ -42,6 +42,7 @@ from payouts.errors import (
     ReversalRefused,
 )
 from payouts.ledger import IN_BATCH_CONFLICT, CreditSummary, EarningRow, Ledger
+from payouts.ledger.reversals import IN_BATCH_CONFLICT as REVERSAL_IN_BATCH
 from payouts.ledger.reversals import ReversalRow, check_reversal
 from payouts.store.tables import to_epoch_us
 
@@ -225,7 +226,7 @@ def ingest_file(
     report = IngestReport(path=str(path))
     now = now or datetime.now(UTC)
     reversals: list[ReversalRow] = []  # filled while the earnings are read
-    lines: dict[str, tuple[int, str]] = {}  # a reversal's id -> its first line
+    lines: dict[str, list[tuple[int, str]]] = {}  # a reversal's id -> its first two lines
 
     with open_text(path) as fh:
         raw_bytes = getattr(fh, "buffer", None)
@@ -241,7 +242,9 @@ def ingest_file(
                         last = pos
                 if isinstance(row, ReversalRow):
                     reversals.append(row)
-                    lines.setdefault(row.reversal_id, (number, raw))
+                    seen = lines.setdefault(row.reversal_id, [])
+                    if len(seen) < 2:
+                        seen.append((number, raw))
                 elif row is not None:
                     yield row
                 else:
@@ -256,18 +259,12 @@ def ingest_file(
                 good_rows(), on_conflict="raise" if rejects is None else "skip", reversals=reversals
             )
         except (IdempotencyConflict, ReversalRefused) as exc:
-            where = next(
-                (
-                    f"line {n}: "
-                    for rid, (n, _) in lines.items()
-                    if f"(reversal {rid!r})" in exc.message
-                ),
-                "",
-            )
+            found = [rid for rid in lines if f"(reversal {rid!r})" in exc.message]
+            where = f"line {_line_of(lines, found[0], exc.message)[0]}: " if found else ""
             raise IngestRefused(f"{path}: refused, nothing written: {where}{exc.message}") from None
     _merge(report, summary)
     for refusal in summary.reversals.refused if summary.reversals else ():
-        number, raw = lines.get(refusal.reversal_id, (0, ""))
+        number, raw = _line_of(lines, refusal.reversal_id, refusal.reason)
         report.rejected.append(
             Rejected(number, f"event_id {refusal.event_id!r}: {refusal.reason}", raw)
         )
@@ -277,6 +274,13 @@ def ingest_file(
     if rejects is not None:
         _write_rejects(rejects, report.rejected)
     return report
+
+
+def _line_of(lines: dict[str, list[tuple[int, str]]], rid: str, why: str) -> tuple[int, str]:
+    """The line a reversal's refusal is about: the second with its id when two rows of the
+    file conflict (the first was applied), else the first."""
+    found = lines.get(rid) or [(0, "")]
+    return found[-1] if REVERSAL_IN_BATCH in why else found[0]
 
 
 def _merge(report: IngestReport, summary: CreditSummary) -> None:

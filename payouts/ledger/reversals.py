@@ -14,10 +14,11 @@ Where the money comes from, per earning:
 
 Many reversals go in at once, in the caller's database transaction (a file's earnings and
 reversals are one transaction): they are staged in a temporary table, checked against the
-earnings in one join, streamed in payee order (memory grows with the payees of the batch,
-not its rows), and written as one ledger transaction with legs per account, a row per
-reversal, and a bulk update of the earnings. A reversal that creates or changes what a
-payee owes puts a `payee.owed_changed` event in the outbox, in the same transaction.
+earnings in one join, streamed in payee order, and written as one ledger transaction with
+legs per account, a row per reversal, and a bulk update of the earnings. (Memory holds the
+batch's reversal rows, as the earnings path holds its event ids: a few hundred bytes each.)
+A reversal that creates or changes what a payee owes puts a `payee.owed_changed` event in
+the outbox, in the same transaction.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """A statement a page at a time, for callers that cannot hold a stream open (the client,
 through Temporal): the lines of [start, until), where `until` is chosen so the page holds
-at most about `limit` movements and never splits the lines of one instant.
+at most `limit` movements and about a MiB of them (a Temporal payload stays well under
+its 2 MiB), and never splits the lines of one instant (an instant larger than a page is
+refused, naming the CLI that streams it).
 
 A page is a statement of its own window (opening balances at `start`, closing at
 `until`), so pages chain: the next one starts at `until`, and its opening balances are
@@ -19,7 +21,8 @@ from payouts.ledger.statement import statement
 from payouts.store.database import Database
 
 EDGES = (LineKind.OPENING, LineKind.CLOSING)
-SAME_INSTANT_CAP = 20  # a page may hold this many times `limit` lines of one instant
+BUDGET = 1 << 20  # bytes of lines (JSON) a page aims at: well inside a 2 MiB payload
+HARD_LIMIT = 7 << 18  # 1.75 MiB: one instant larger than this cannot be served in a page
 
 
 def statement_page(
@@ -45,37 +48,38 @@ def _cut(
     currency: str | None,
     limit: int,
 ) -> datetime | None:
-    """The instant of the first movement past `limit` (None: they all fit). When the first
-    `limit` + 1 movements are all of one instant, the page takes that instant whole and
-    stops at the next one."""
+    """The instant of the first movement past `limit` lines or `BUDGET` bytes (None: they
+    all fit). When the movements up to there are all of one instant, the page takes that
+    instant whole (up to `HARD_LIMIT` bytes) and stops at the next one."""
     lines = statement(db, user_id, start=start, end=end, currency=currency)
     try:
-        return _first_beyond(
-            (line.at for line in lines if line.kind not in EDGES and line.at is not None), limit
-        )
+        return _first_beyond((line for line in lines if line.kind not in EDGES), limit)
     finally:
         lines.close()  # (its read transaction ends here, not when it is collected)
 
 
-def _first_beyond(times: Iterator[datetime], limit: int) -> datetime | None:
-    first: list[datetime] = []
-    for at in times:
-        first.append(at)
-        if len(first) > limit:
+def _first_beyond(moves: Iterator[StatementLine], limit: int) -> datetime | None:
+    first: datetime | None = None
+    size = 0
+    for count, line in enumerate(moves, start=1):
+        at = line.at
+        assert at is not None  # (only opening and closing lines may have no time)
+        size += len(line.model_dump_json())
+        if first is None:
+            first = at
+        if count > limit or size > BUDGET:
+            if at != first:
+                return at
             break
     else:
         return None
-    beyond = first[limit]
-    if first[0] != beyond:
-        return beyond
-    count = len(first)
-    for at in times:  # one instant holds more than a page: take it whole
-        if at != beyond:
-            return at
-        count += 1
-        if count > limit * SAME_INSTANT_CAP:
+    for line in moves:  # one instant holds more than a page: take it whole
+        if line.at != first:
+            return line.at
+        size += len(line.model_dump_json())
+        if size > HARD_LIMIT:
             raise InvalidState(
-                f"statement: more than {limit * SAME_INSTANT_CAP} movements at "
-                f"{beyond.isoformat()}; read it with payouts statement (it streams)"
+                f"statement: the movements at {first.isoformat()} alone exceed a page "
+                f"({HARD_LIMIT >> 10} KiB); read it with payouts statement (it streams)"
             )
     return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -21,6 +21,8 @@ from payouts.errors import InvalidInput, StatementRefused
 from payouts.security.keys import SigningKey
 from payouts.temporal import contract
 from payouts.temporal.contract import Workflow
+
+PAGE_TIMEOUT = timedelta(minutes=2)
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -99,6 +101,7 @@ class StatementCalls:
             id=contract.statement_workflow_id(request_id),
             task_queue=self.task_queue,
             result_type=StatementPage,
+            execution_timeout=PAGE_TIMEOUT,  # a read nobody serves ends, and says so
         )
         if not page.served:
             raise StatementRefused(page.refusal)

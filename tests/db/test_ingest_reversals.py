@@ -97,3 +97,15 @@ def test_json_lines_reverse_too(ledger: Ledger, tmp_path: Path) -> None:
     report = ingest_file(ledger, path)
     assert report.reversed == 1
     assert ledger.balance("cy", "EUR").available == 1_500_000
+
+
+def test_a_reversal_id_used_twice_in_a_file_names_the_second_line(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """Two rows with one reversal id and different content: the first is applied, the
+    second is set aside under its own line."""
+    text = FILE + "r1,ann,1.00,USD,,e1,another reason\n"
+    report = ingest_file(ledger, write(tmp_path / "e.csv", text), rejects=tmp_path / "r.csv")
+    [rejected] = report.rejected
+    assert rejected.line == 6 and "another reason" in rejected.raw
+    assert ledger.balance("ann", "USD").available == 3_000_000

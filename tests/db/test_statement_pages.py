@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from payouts.domain.statements import LineKind, StatementLine
+from payouts.errors import InvalidState
 from payouts.ledger import EarningRow, Ledger
+from payouts.ledger import statement_pages as pages
 from payouts.ledger.reversals import ReversalRow
 from payouts.ledger.statement import statement
 from payouts.ledger.statement_pages import statement_page
@@ -68,3 +72,34 @@ def test_one_instant_larger_than_a_page_is_taken_whole(ledger: Ledger, clock: Fa
     assert len(reversals) == 15 and len({r.at for r in reversals}) == 1
     closing = chained[-1].balance
     assert closing.available == ledger.balance("pat", "USD").available == 15 * M
+
+
+def test_a_page_stays_within_its_bytes(
+    ledger: Ledger, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages are cut by size as well as by lines (a Temporal payload has a limit): with long
+    reasons each page stays within the budget and a line; one instant larger than the hard
+    limit is refused, naming the CLI that streams it."""
+    monkeypatch.setattr(pages, "BUDGET", 20_000)
+    monkeypatch.setattr(pages, "HARD_LIMIT", 40_000)
+    when = to_epoch_us(clock.now - timedelta(days=5))
+    ledger.credit_earnings([EarningRow(f"e{i}", "pat", "USD", 2 * M, when) for i in range(90)])
+    why = "the requester rejected the work: " + "x" * 400
+    for i in range(30):  # thirty instants, a reversal each
+        clock.advance(minutes=1)
+        ledger.reverse_earnings([ReversalRow(f"rv{i}", f"e{i}", M, why)])
+    at, sizes = None, []
+    while True:
+        lines, until = statement_page(
+            ledger.db, "pat", start=at, end=None, currency=None, limit=1000
+        )
+        moves = [line for line in lines if line.kind not in (LineKind.OPENING, LineKind.CLOSING)]
+        sizes.append(sum(len(m.model_dump_json()) for m in moves))
+        if until is None:
+            break
+        at = until
+    assert len(sizes) > 1 and max(sizes) <= 20_000 + 2_000
+    clock.advance(minutes=1)
+    ledger.reverse_earnings([ReversalRow(f"rw{i}", f"e{30 + i}", M, why) for i in range(60)])
+    with pytest.raises(InvalidState, match="payouts statement"):
+        statement_page(ledger.db, "pat", start=clock.now, end=None, currency=None, limit=1000)
