@@ -10,7 +10,9 @@ from payouts.ledger.accounts import ACCOUNTS, PLATFORM, Kind
 from payouts.ledger.books import LEGS
 from payouts.ledger.results import Balance, Totals
 from payouts.store.database import Database
-from payouts.store.tables import Hold
+from payouts.store.tables import Earning, Hold
+
+EARNINGS = Earning.__table__  # type: ignore[attr-defined]
 
 
 class Reads:
@@ -69,8 +71,9 @@ class Reads:
 
     def audit(self) -> list[str]:
         """Every broken invariant, as text: unbalanced transactions, balances that differ
-        from the sum of their legs, negative user balances (an `owed` one above zero), a
-        currency whose totals do not conserve. Empty when the books are sound."""
+        from the sum of their legs, negative user balances (an `owed` one above zero), an
+        earning reversed beyond its amount, a currency whose totals do not conserve. Empty
+        when the books are sound."""
         problems: list[str] = []
         acc, leg = ACCOUNTS.c, LEGS.c
         with self.db.read_connection() as conn:
@@ -106,6 +109,14 @@ class Reads:
             for owner, kind, cur, bal in negative:
                 sign = "above zero" if kind == Kind.OWED else "negative"
                 problems.append(f"{owner}/{kind} is {sign}: {bal} {cur}")
+            e = EARNINGS.c
+            out_of_bounds = conn.execute(
+                select(e.event_id, e.reversed, e.amount)
+                .where(or_(e.reversed < 0, e.reversed > e.amount))
+                .limit(20)
+            )
+            for event_id, reversed_, amount in out_of_bounds:
+                problems.append(f"earning {event_id!r} has {reversed_} reversed of {amount}")
         for cur in self.currencies():
             t = self.totals(cur)
             if not t.conserved:
