@@ -104,6 +104,8 @@ class Earnings:
                     self._chunk(conn, tx_id, new, now_us, on_conflict, summary, sums)
                 if progress is not None:
                     progress(len(chunk))
+            if reversals:  # the earnings they take back first, then accounts (as every writer)
+                self.reversals.lock_earnings(conn, [r.event_id for r in reversals])
             if not sums:
                 books.drop(conn, tx_id)
             else:

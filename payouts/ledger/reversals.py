@@ -124,6 +124,17 @@ class Reversals:
         self.books = books
         self._stage = books.db.dialect.staging_table("reversal_stage", _STAGE)
 
+    def lock_earnings(self, conn: Connection, event_ids: list[str]) -> None:
+        """Lock these earnings for the caller's transaction (PostgreSQL; SQLite's writer
+        holds the database): a file's credit takes them before it locks any account, the
+        order maturation takes too, so the two cannot deadlock on one earning and its
+        payee's balance."""
+        if self.books.db.is_sqlite or not event_ids:
+            return
+        e = EARNINGS.c
+        stmt = self.books.db.dialect.for_update(select(e.id))
+        self.books.db.dialect.select_where_in(conn, stmt, e.event_id, sorted(set(event_ids)))
+
     def find(self, reversal_id: str) -> dict[str, Any] | None:
         """The reversal applied under this id (its row), or None."""
         with self.books.db.read_connection() as conn:

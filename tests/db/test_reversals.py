@@ -724,3 +724,26 @@ def test_paying_a_debt_back_tells_the_platform(ledger: Ledger, clock: FakeClock)
     data = json.loads(payload)
     assert (data["owed_before"], data["owed_after"], data["settled"]) == (10 * M, 6 * M, 4 * M)
     assert event_id.startswith("settled:") and event_id.endswith(":USD:ana")
+
+
+def test_a_file_with_reversals_takes_the_earnings_before_any_account(
+    ledger: Ledger, clock: FakeClock
+) -> None:
+    """Ingest with a reversal waits for the reversed earning before it locks any account
+    (maturation's order: earnings, then accounts), so the two cannot deadlock; it then
+    completes."""
+    earn(ledger, clock, "task-1", 10 * M)
+    rows = [EarningRow("task-2", "ana", USD, 4 * M, old(clock))]
+    reversal = [ReversalRow("rv-1", "task-1", 2 * M, "price adjusted")]
+    with ThreadPoolExecutor(1) as pool, earning_locked(ledger.db, "task-1") as wait:
+        done = pool.submit(ledger.credit_earnings, rows, reversals=reversal)
+        wait(1)  # (SQLite: nothing to wait for, the writer holds the database)
+        if not ledger.db.is_sqlite:
+            with ledger.db.engine.connect() as conn, conn.begin():
+                free = conn.execute(  # no account of hers is locked while it waits
+                    sa.text("SELECT id FROM accounts WHERE owner = 'ana' FOR UPDATE NOWAIT")
+                ).all()
+            assert free
+    assert done.result().reversals.reversed == 1
+    assert position(ledger) == (0, 12 * M, 0, 0)
+    sound(ledger)
