@@ -98,16 +98,13 @@ class PayeeActivities(PayeeSteps):
     @activity.defn(name=A.APPLY_PROFILE_CHANGE)
     def apply_profile_change(self, inp: ProfileChangeInput) -> ProfileResult:
         change = inp.change
-        why = self._refusal(inp)
+        why = self._logged(
+            self._refusal(inp),
+            actor=f"platform (for {change.user_id})",
+            action=f"profile {change.action.value}",
+            subject=contract.profile_change_id(change.change_id),
+        )
         if why is not None:
-            security_log.record(
-                self.profiles.db,
-                at=datetime.now(UTC),
-                actor=f"platform (for {change.user_id})",
-                action=f"profile {change.action.value}",
-                subject=contract.profile_change_id(change.change_id),
-                reason=why,
-            )
             return ProfileResult(applied=False, refusal=why)
         if change.action is ProfileAction.VIEW:
             return ProfileResult(applied=True, profile=self.profiles.view(change.user_id))
@@ -129,6 +126,15 @@ class PayeeActivities(PayeeSteps):
             change.requested_at,
             inp.started_at,
         )
+
+    def _logged(self, why: str | None, *, actor: str, action: str, subject: str) -> str | None:
+        """A refusal at the trust boundary goes into the security log (None: nothing)."""
+        if why is not None:
+            security_log.record(
+                self.ledger.db, at=datetime.now(UTC), actor=actor, action=action[:64],
+                subject=subject, reason=why,
+            )  # fmt: skip
+        return why
 
     def _unsigned(
         self,
@@ -152,27 +158,23 @@ class PayeeActivities(PayeeSteps):
             return f"requested_at: the {what} is too old; send a new one"
         return None
 
+    def _tried(self, action: str, why: str | None) -> str | None:
+        """A platform action refused: logged under the run that tried it."""
+        subject = activity.info().workflow_id or ""
+        return self._logged(why, actor="platform", action=action, subject=subject)
+
     @activity.defn(name=A.APPLY_REVERSAL)
     def apply_reversal(self, inp: ReversalInput) -> ReversalResult:
         """Reverse (part of) an earning as the platform signed it, or say why not."""
         req = inp.request
-        why = self._unsigned(
-            "reversal",
-            req.platform_signature,
-            trust.reversal_message(req),
-            contract.reversal_workflow_id(req.reversal_id),
-            req.requested_at,
-            inp.started_at,
-        )
+        why = self._tried(
+            f"reverse earning {req.event_id}",
+            self._unsigned(
+                "reversal", req.platform_signature, trust.reversal_message(req),
+                contract.reversal_workflow_id(req.reversal_id), req.requested_at, inp.started_at,
+            ),
+        )  # fmt: skip
         if why is not None:
-            security_log.record(
-                self.ledger.db,
-                at=datetime.now(UTC),
-                actor="platform",
-                action=f"reverse earning {req.event_id}"[:64],
-                subject=activity.info().workflow_id or "",  # the run that was tried
-                reason=why,
-            )
             return ReversalResult(applied=False, refusal=why)
         first = first_outcome(self.ledger.db, req.reversal_id)
         if first is not None and first.digest != req.digest():
@@ -317,23 +319,14 @@ class PayeeActivities(PayeeSteps):
     def statement_page(self, inp: StatementInput) -> StatementPage:
         """A page of a payee's statement, for the platform that signed the request."""
         req = inp.request
-        why = self._unsigned(
-            "statement",
-            req.platform_signature,
-            trust.statement_message(req),
-            contract.statement_workflow_id(req.request_id),
-            req.requested_at,
-            inp.started_at,
-        )
+        why = self._tried(
+            "read statement",
+            self._unsigned(
+                "statement", req.platform_signature, trust.statement_message(req),
+                contract.statement_workflow_id(req.request_id), req.requested_at, inp.started_at,
+            ),
+        )  # fmt: skip
         if why is not None:
-            security_log.record(
-                self.ledger.db,
-                at=datetime.now(UTC),
-                actor="platform",
-                action="read statement",
-                subject=activity.info().workflow_id or "",
-                reason=why,
-            )
             return StatementPage(served=False, refusal=why)
         try:
             lines, until = statement_page(

@@ -94,6 +94,8 @@ async def record(out: Path) -> None:
                 for name, workflow_id in ids.items():
                     await save(env, out, name, workflow_id)
                 ids |= await record_later_kinds(h, env, out)
+                ids |= await record_profile_kinds(h, env, out)
+                ids |= await record_speed_kinds(h, env, out)
                 (out / "workflow_ids.json").write_text(
                     json.dumps(ids, indent=2, sort_keys=True) + "\n"
                 )
@@ -145,6 +147,80 @@ async def record_later_kinds(h: Harness, env: WorkflowEnvironment, out: Path) ->
         "holder_review": holder.workflow_id,
         "reports_poller": poller.id,
     }
+
+
+async def record_profile_kinds(h: Harness, env: WorkflowEnvironment, out: Path) -> dict[str, str]:
+    """Kinds of run added with payout profiles: a profile change, the automatic cash-out
+    sweep and the cash-out it started (to a saved destination), a bank transfer the bank
+    verified only as a close match (reviewed, then queued), a saved wallet in its cool-off
+    (reviewed, then paid)."""
+    from datetime import UTC, datetime
+
+    from payouts.domain.profiles import SweepResult, auto_request_id
+    from payouts.temporal import contract
+
+    for user in ("ivy", "jon", "kim"):
+        h.fund(user, "200.00")
+    auto_dst = await h.client.save_destination("ivy", "gift_card", "ivy@example.org")
+    await h.client.set_auto_cashout("ivy", destination_id=auto_dst, currency="USD", threshold="50")
+    sweep = await h.temporal.start_workflow(
+        "AutoCashoutSweepWorkflow", 100.0, id="auto-sweep-recorded", task_queue=h.task_queue,
+        result_type=SweepResult,
+    )  # fmt: skip
+    assert (await sweep.result()).started == 1
+    rule = (await h.client.payee_profile("ivy")).auto[0]
+    auto = auto_request_id("ivy", rule, f"d{datetime.now(UTC):%Y%m%d}")
+    close = await h.cashout("jon", "45", "bank_transfer", sandbox_iban("0909"), holder="Jon Berg")
+    wallet_dst = await h.client.save_destination("kim", "wallet", "kim@example.org")
+    cooling = await h.cashout("kim", "30", "wallet", f"saved:{wallet_dst}")
+    for ticket in (close, cooling):
+        await h.wait_stage(ticket.request_id, Stage.AWAITING_REVIEW)
+        await h.client.approve(ticket.request_id, reviewer="carol")
+    await h.client.wait(auto)
+    await h.client.wait(cooling.request_id)
+    await h.wait_for(close.request_id, lambda s: any("queued" in e.note for e in s.timeline))
+    changes = [
+        w.id async for w in h.temporal.list_workflows('WorkflowType = "PayeeProfileWorkflow"')
+    ]
+    ids = {
+        "profile_change": sorted(changes)[0],
+        "auto_sweep": sweep.id,
+        "auto_cashout": contract.cashout_id(auto),
+        "vop_close_match": close.workflow_id,
+        "saved_cooloff_review": cooling.workflow_id,
+    }
+    for name, workflow_id in ids.items():  # (the close match stays open: queued for a cutoff)
+        await save(env, out, name, workflow_id)
+    return ids
+
+
+async def record_speed_kinds(h: Harness, env: WorkflowEnvironment, out: Path) -> dict[str, str]:
+    """Kinds of run added with speed tiers: a wallet paid instantly, a wallet whose provider
+    refused instant (paid at standard speed), a bank transfer sent instantly in a file of
+    its own and booked."""
+    for user in ("ina", "ino", "inb"):
+        h.fund(user, "200.00")
+    wallet = await h.cashout("ina", "40", "wallet", "ina@example.org", speed="instant")
+    refused = await h.cashout("ino", "40", "wallet", "noinstant.ino@example.org", speed="instant")
+    bank = await h.cashout(
+        "inb", "50", "bank_transfer", sandbox_iban("2121"), holder="Ina Bee", speed="instant"
+    )
+    await h.wait_for(
+        bank.request_id, lambda s: any("file of its own" in e.note for e in s.timeline)
+    )
+    await asyncio.sleep(1.2)  # the sandbox bank's answer
+    await h.run_workflow("BankReportsWorkflow")
+    await h.wait_stage(bank.request_id, Stage.PAID)
+    for ticket in (wallet, refused):
+        await h.client.wait(ticket.request_id)
+    ids = {
+        "wallet_instant": wallet.workflow_id,
+        "wallet_instant_fell_back": refused.workflow_id,
+        "bank_instant": bank.workflow_id,  # open: its return window
+    }
+    for name, workflow_id in ids.items():
+        await save(env, out, name, workflow_id)
+    return ids
 
 
 async def runs_of(env: WorkflowEnvironment, workflow_id: str) -> list[str]:

@@ -4,7 +4,9 @@ a page of a payee's statement to the platform, and the
 automatic cash-out sweep (a Temporal Schedule) pages through the standing instructions and
 starts the cash-outs that are due."""
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -23,32 +25,39 @@ with workflow.unsafe.imports_passed_through():
     from payouts.temporal.interfaces import PayeeSteps
     from workflows.steps import LOCAL_RETRY
 
+In = TypeVar("In")
+R = TypeVar("R")
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 PAGE = 1000  # standing instructions per activity
+
+
+def started_at() -> datetime:
+    """When the server started this workflow (what a signed platform action's age counts
+    from: not the first task, which a worker backlog delays)."""
+    return workflow.info().workflow_start_time
+
+
+async def local_step(step: Callable[[Any, In], R], inp: In, seconds: int = 30) -> R:
+    """One local activity of a platform action, retried as every local step is."""
+    return await workflow.execute_local_activity_method(
+        step, inp, start_to_close_timeout=timedelta(seconds=seconds), retry_policy=LOCAL_RETRY
+    )
 
 
 @workflow.defn(name=Workflow.PROFILE)
 class PayeeProfileWorkflow:
     @workflow.run
     async def run(self, change: ProfileChange) -> ProfileResult:
-        return await workflow.execute_local_activity_method(
-            PayeeSteps.apply_profile_change,
-            ProfileChangeInput(change=change, started_at=workflow.info().workflow_start_time),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=LOCAL_RETRY,
-        )
+        inp = ProfileChangeInput(change=change, started_at=started_at())
+        return await local_step(PayeeSteps.apply_profile_change, inp)
 
 
 @workflow.defn(name=Workflow.REVERSAL)
 class EarningReversalWorkflow:
     @workflow.run
     async def run(self, request: ReversalRequest) -> ReversalResult:
-        return await workflow.execute_local_activity_method(
-            PayeeSteps.apply_reversal,
-            ReversalInput(request=request, started_at=workflow.info().workflow_start_time),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=LOCAL_RETRY,
-        )
+        inp = ReversalInput(request=request, started_at=started_at())
+        return await local_step(PayeeSteps.apply_reversal, inp)
 
 
 @workflow.defn(name=Workflow.STATEMENT)
@@ -57,12 +66,8 @@ class PayeeStatementWorkflow:
 
     @workflow.run
     async def run(self, request: StatementRequest) -> StatementPage:
-        return await workflow.execute_local_activity_method(
-            PayeeSteps.statement_page,
-            StatementInput(request=request, started_at=workflow.info().workflow_start_time),
-            start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=LOCAL_RETRY,
-        )
+        inp = StatementInput(request=request, started_at=started_at())
+        return await local_step(PayeeSteps.statement_page, inp, seconds=60)
 
 
 @workflow.defn(name=Workflow.AUTO_SWEEP)

@@ -12,7 +12,7 @@ window already served): the caller then sees the new opening.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import datetime
 
 from payouts.domain.statements import LineKind, StatementLine
@@ -35,30 +35,22 @@ def statement_page(
     limit: int,
 ) -> tuple[list[StatementLine], datetime | None]:
     """(the page's lines, where the next page starts: None when this is the last)."""
-    until = _cut(db, user_id, start, end, currency, limit)
-    lines = list(statement(db, user_id, start=start, end=until or end, currency=currency))
-    return lines, until
 
+    def read(until: datetime | None) -> Generator[StatementLine]:
+        return statement(db, user_id, start=start, end=until, currency=currency)
 
-def _cut(
-    db: Database,
-    user_id: str,
-    start: datetime | None,
-    end: datetime | None,
-    currency: str | None,
-    limit: int,
-) -> datetime | None:
-    """The instant of the first movement past `limit` lines or `BUDGET` bytes (None: they
-    all fit). When the movements up to there are all of one instant, the page takes that
-    instant whole (up to `HARD_LIMIT` bytes) and stops at the next one."""
-    lines = statement(db, user_id, start=start, end=end, currency=currency)
-    try:
-        return _first_beyond((line for line in lines if line.kind not in EDGES), limit)
+    lines = read(end)
+    try:  # first where to cut: the instant of the first movement past the page
+        until = _first_beyond((line for line in lines if line.kind not in EDGES), limit)
     finally:
         lines.close()  # (its read transaction ends here, not when it is collected)
+    return list(read(until or end)), until
 
 
 def _first_beyond(moves: Iterator[StatementLine], limit: int) -> datetime | None:
+    """The instant of the first movement past `limit` lines or `BUDGET` bytes (None: they
+    all fit). When the movements up to there are all of one instant, the page takes that
+    instant whole (up to `HARD_LIMIT` bytes) and stops at the next one."""
     first: datetime | None = None
     size = 0
     for count, line in enumerate(moves, start=1):

@@ -29,6 +29,7 @@ from payouts.errors import InvalidInput, ProfileRefused
 from payouts.security.keys import SigningKey
 from payouts.temporal import contract
 from payouts.temporal.contract import Workflow
+from payouts.temporal.platform_requests import signed
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -118,9 +119,7 @@ class ProfileCalls:
             requested_at=datetime.now(UTC),
             **fields,
         )
-        if self.platform_key is not None:
-            signature = self.platform_key.sign(trust.profile_message(change))
-            change = change.model_copy(update={"platform_signature": signature})
+        change = signed(change, self.platform_key, trust.profile_message)
         wid = contract.profile_change_id(change.change_id)
         try:
             handle = await self.client.start_workflow(

@@ -9,17 +9,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from payouts.domain import trust
 from payouts.domain.money import parse_micros
 from payouts.domain.reversals import ReversalRequest, ReversalResult
-from payouts.errors import InvalidInput, ReversalRefused
+from payouts.errors import ReversalRefused
 from payouts.security.keys import SigningKey
 from payouts.temporal import contract
 from payouts.temporal.contract import Workflow
+from payouts.temporal.platform_requests import checked, signed
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHandle
@@ -51,23 +51,17 @@ class ReversalCalls:
             if isinstance(amount, str)
             else amount
         )
-        try:
-            request = ReversalRequest(
-                reversal_id=reversal_id or f"rv-{uuid.uuid4().hex[:20]}",
-                event_id=event_id,
-                user_id=user_id,
-                currency=currency.upper(),
-                amount=micros,
-                reason=reason.strip(),
-                requested_at=datetime.now(UTC),
-            )
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise InvalidInput(f"{where}: {first['msg']}", field=where) from None
-        if self.platform_key is not None:
-            signature = self.platform_key.sign(trust.reversal_message(request))
-            request = request.model_copy(update={"platform_signature": signature})
+        request = checked(
+            ReversalRequest,
+            reversal_id=reversal_id or f"rv-{uuid.uuid4().hex[:20]}",
+            event_id=event_id,
+            user_id=user_id,
+            currency=currency.upper(),
+            amount=micros,
+            reason=reason.strip(),
+            requested_at=datetime.now(UTC),
+        )
+        request = signed(request, self.platform_key, trust.reversal_message)
         wid = contract.reversal_workflow_id(request.reversal_id)
         try:
             handle = await self.client.start_workflow(

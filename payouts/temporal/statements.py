@@ -8,8 +8,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-
 from payouts.domain import trust
 from payouts.domain.statements import (
     LineKind,
@@ -17,10 +15,11 @@ from payouts.domain.statements import (
     StatementPage,
     StatementRequest,
 )
-from payouts.errors import InvalidInput, StatementRefused
+from payouts.errors import StatementRefused
 from payouts.security.keys import SigningKey
 from payouts.temporal import contract
 from payouts.temporal.contract import Workflow
+from payouts.temporal.platform_requests import checked, signed
 
 PAGE_TIMEOUT = timedelta(minutes=2)
 
@@ -82,19 +81,12 @@ class StatementCalls:
         currency: str | None,
         limit: int,
     ) -> StatementPage:
-        try:
-            request = StatementRequest(
-                request_id=request_id, user_id=user_id, start=start, end=end,
-                currency=currency.upper() if currency else None, limit=limit,
-                requested_at=datetime.now(UTC),
-            )  # fmt: skip
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise InvalidInput(f"{where}: {first['msg']}", field=where) from None
-        if self.platform_key is not None:
-            signature = self.platform_key.sign(trust.statement_message(request))
-            request = request.model_copy(update={"platform_signature": signature})
+        request = checked(
+            StatementRequest, request_id=request_id, user_id=user_id, start=start, end=end,
+            currency=currency.upper() if currency else None, limit=limit,
+            requested_at=datetime.now(UTC),
+        )  # fmt: skip
+        request = signed(request, self.platform_key, trust.statement_message)
         page: StatementPage = await self.client.execute_workflow(
             Workflow.STATEMENT,
             request,

@@ -5,6 +5,7 @@ the payee's statement through signed pages."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -81,22 +82,14 @@ async def test_a_reversal_is_idempotent_by_its_id_and_refused_beyond_the_earning
     naming the event; nothing moves."""
     h = harness
     earn(h, "task-sol-1", "sol", 10 * M)
-    first = await h.client.reverse_earning(
-        "task-sol-1",
-        user_id="sol",
-        currency="USD",
-        reason="price adjusted",
-        amount="4",
-        reversal_id="rv-sol-1",
-    )
-    again = await h.client.reverse_earning(
-        "task-sol-1",
-        user_id="sol",
-        currency="USD",
-        reason="price adjusted",
-        amount="4",
-        reversal_id="rv-sol-1",
-    )
+
+    def send() -> Awaitable[ReversalResult]:
+        return h.client.reverse_earning(
+            "task-sol-1", user_id="sol", currency="USD", reason="price adjusted", amount="4",
+            reversal_id="rv-sol-1",
+        )  # fmt: skip
+
+    first, again = await send(), await send()
     assert first.from_available == 4 * M and again == first  # the first run's answer
     assert h.stack.ledger.balance("sol", "USD").available == 6 * M
     with pytest.raises(ReversalRefused, match="'task-sol-1'.*more than the 6.00 USD left"):
